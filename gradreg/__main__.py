@@ -1,0 +1,5 @@
+import sys
+
+from gradreg.cli import main
+
+sys.exit(main())

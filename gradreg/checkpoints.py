@@ -1,0 +1,259 @@
+"""Self-describing checkpoints: one safetensors file whose header carries the config, history and metrics as JSON.
+
+Nothing is ever unpickled. Writes are atomic (temp file in the same directory, fsync, rename), so a crash
+never leaves a half-written checkpoint under a checkpoint's name. Shipped models live in ``checkpoints/``;
+new ones go to ``$GRADREG_CHECKPOINT_DIR`` (default ``~/.cache/gradreg/checkpoints``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from gradreg.config import TrainConfig, config_id
+from gradreg.models import build_model
+
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+MAX_HEADER_BYTES = 8 * 1024 * 1024  # refuse absurd headers before parsing them
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+SUSPECT_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tmp")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable gradreg checkpoint; the message names the file and the reason."""
+
+
+@dataclass
+class Checkpoint:
+    """A trained model with everything needed to rebuild and describe it."""
+
+    config: TrainConfig
+    state_dict: dict[str, torch.Tensor]
+    model_kwargs: dict  # arguments of build_model besides the name (activation, num_classes…)
+    history: list[dict] = field(default_factory=list)  # one EpochStats dict per epoch
+    metrics: dict = field(default_factory=dict)  # e.g. test_accuracy
+    complete: bool = True  # False when training was stopped early
+    train_seconds: float = 0.0
+    code_version: str = ""
+    created: str = ""
+
+    @property
+    def id(self) -> str:
+        return config_id(self.config)
+
+    def build(self, *, frozen: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+        """A fresh model with these weights, in eval mode; ``frozen`` sets ``requires_grad=False`` on parameters."""
+        model = build_model(self.config.model, **self.model_kwargs)
+        model.load_state_dict(self.state_dict)
+        model.to(device).eval()
+        return model.requires_grad_(not frozen)
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What ``list_checkpoints`` knows about a file without loading its weights."""
+
+    path: Path
+    ok: bool
+    reason: str = ""  # why it is unusable, when not ok
+    id: str = ""
+    config: TrainConfig | None = None
+    metrics: dict = field(default_factory=dict)
+    complete: bool = False
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get("GRADREG_CHECKPOINT_DIR") or Path.home() / ".cache" / "gradreg" / "checkpoints")
+
+
+def search_dirs() -> list[Path]:
+    """Where checkpoints are looked up, user directory first."""
+    return [user_dir(), SHIPPED_DIR]
+
+
+def code_version() -> str:
+    from gradreg import __version__
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=SHIPPED_DIR.parent, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        return f"{__version__}+{head}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def _fail(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {reason}")
+
+
+def _read_header(path: Path) -> tuple[dict, dict]:
+    """Validate the file's structure and metadata without reading the tensors: (metadata, tensor specs)."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise _fail(path, "looks like a pickle / torch.save file; gradreg never unpickles (use safetensors)")
+        if len(head) < 8:
+            raise _fail(path, f"truncated: {size} bytes")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES or 8 + n > size:
+            raise _fail(path, f"not a safetensors file or truncated (header of {n} bytes in a {size}-byte file)")
+        try:
+            header = json.loads(handle.read(n))
+            meta = json.loads(header.pop("__metadata__", {}).get("gradreg", "null"))
+        except (ValueError, AttributeError, TypeError) as err:
+            raise _fail(path, f"malformed header ({err})") from None
+    if not isinstance(meta, dict):
+        raise _fail(path, "a safetensors file without gradreg metadata (not a gradreg checkpoint)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise _fail(path, f"checkpoint format {meta.get('format_version')!r}; this gradreg reads {FORMAT_VERSION}")
+    try:
+        end = max((int(spec["data_offsets"][1]) for spec in header.values()), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise _fail(path, "malformed tensor table") from None
+    if 8 + n + end != size:
+        raise _fail(path, f"truncated or padded: expected {8 + n + end} bytes, found {size}")
+    return meta, header
+
+
+def _config_and_check_shapes(path: Path, meta: dict, specs: dict) -> TrainConfig:
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        with torch.device("meta"):
+            expected = build_model(config.model, **meta["model_kwargs"]).state_dict()
+    except (KeyError, TypeError, ValueError) as err:
+        raise _fail(path, f"invalid config in metadata ({err})") from None
+    shapes = {name: list(spec.get("shape", [])) for name, spec in specs.items()}
+    want = {name: list(t.shape) for name, t in expected.items()}
+    if shapes != want:
+        raise _fail(path, f"tensors do not match model {config.model!r}: {_shape_diff(shapes, want)}")
+    return config
+
+
+def _shape_diff(got: dict, want: dict) -> str:
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    wrong = sorted(k for k in set(got) & set(want) if got[k] != want[k])
+    parts = [f"missing {missing[:3]}" if missing else "", f"unexpected {extra[:3]}" if extra else "",
+             f"wrong shape {[(k, got[k], want[k]) for k in wrong[:3]]}" if wrong else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def inspect(path: str | Path) -> CheckpointInfo:
+    """Describe a file without loading its weights; never raises for a bad file (``ok=False`` with a reason)."""
+    path = Path(path)
+    try:
+        meta, specs = _read_header(path)
+        config = _config_and_check_shapes(path, meta, specs)
+    except CheckpointError as err:
+        return CheckpointInfo(path, False, str(err).removeprefix(f"{path}: "))
+    except OSError as err:
+        return CheckpointInfo(path, False, f"unreadable ({err.strerror or err})")
+    return CheckpointInfo(path, True, "", config_id(config), config, meta.get("metrics", {}),
+                          bool(meta.get("complete", False)))
+
+
+def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
+    """Every checkpoint-like file in ``root`` (default: user dir, then shipped dir), usable or not, by name."""
+    roots = [Path(root)] if root is not None else search_dirs()
+    infos = []
+    for directory in roots:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path.is_file() and (path.suffix == SUFFIX or path.suffix in SUSPECT_SUFFIXES):
+                infos.append(inspect(path) if path.suffix == SUFFIX else
+                             CheckpointInfo(path, False, f"not a safetensors checkpoint ({path.suffix})"))
+    return infos
+
+
+def find(checkpoint_id: str) -> Path | None:
+    """The path of a checkpoint id in the search directories, or None."""
+    for directory in search_dirs():
+        path = directory / f"{checkpoint_id}{SUFFIX}"
+        if path.is_file():
+            return path
+    return None
+
+
+def load(id_or_path: str | Path) -> Checkpoint:
+    """Load a checkpoint by id (searched in user, then shipped dir) or path; ``CheckpointError`` if unusable."""
+    path = Path(id_or_path)
+    if not path.is_file():
+        found = find(str(id_or_path))
+        if found is None:
+            known = sorted(info.id for info in list_checkpoints() if info.ok)
+            raise CheckpointError(f"no checkpoint {str(id_or_path)!r}; known ids: {', '.join(known) or '(none)'}")
+        path = found
+    meta, specs = _read_header(path)
+    config = _config_and_check_shapes(path, meta, specs)
+    try:
+        tensors = st_load(path.read_bytes())
+    except Exception as err:  # safetensors raises its own error types for malformed data
+        raise _fail(path, f"tensor data unreadable ({err})") from None
+    ckpt = Checkpoint(config, tensors, meta["model_kwargs"], meta.get("history", []), meta.get("metrics", {}),
+                      bool(meta.get("complete", False)), float(meta.get("train_seconds", 0.0)),
+                      str(meta.get("code_version", "")), str(meta.get("created", "")))
+    try:
+        ckpt.build()
+    except (RuntimeError, ValueError) as err:
+        raise _fail(path, f"weights do not load into {config.model!r} ({err})") from None
+    return ckpt
+
+
+def save(ckpt: Checkpoint, root: str | Path | None = None) -> Path:
+    """Write ``<root>/<id>.safetensors`` atomically and return its path (root default: the user dir)."""
+    root = Path(root) if root is not None else user_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {"format_version": FORMAT_VERSION, "config": ckpt.config.to_dict(), "model_kwargs": ckpt.model_kwargs,
+            "history": ckpt.history, "metrics": ckpt.metrics, "complete": ckpt.complete,
+            "train_seconds": ckpt.train_seconds, "code_version": ckpt.code_version or code_version(),
+            "created": ckpt.created or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.state_dict.items()}
+    payload = st_save(tensors, metadata={"gradreg": json.dumps(meta)})
+    path = root / f"{ckpt.id}{SUFFIX}"
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{ckpt.id}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_or_train(config: TrainConfig, *, root: str | Path | None = None, **train_kwargs) -> Checkpoint:
+    """Load the checkpoint of ``config`` if one exists and is complete; otherwise train it and save it to ``root``.
+
+    ``train_kwargs`` go to ``gradreg.train.train`` (``on_epoch``, ``on_batch``, ``stop``). A run that was
+    stopped early is returned but not saved.
+    """
+    from gradreg.train import train
+
+    path = find(config_id(config)) if root is None else Path(root) / f"{config_id(config)}{SUFFIX}"
+    if path is not None and path.is_file():
+        try:
+            ckpt = load(path)
+            if ckpt.complete:
+                return ckpt
+        except CheckpointError:
+            pass  # an unusable file under this name is replaced by a fresh run
+    ckpt = train(config, **train_kwargs)
+    if ckpt.complete:
+        save(ckpt, root)
+    return ckpt

@@ -1,0 +1,173 @@
+"""The one training loop: plain, input-gradient regularized, and the paper's baselines.
+
+Defences (Ross & Doshi-Velez 2018, arXiv 1711.09404, and PAPER.md §3): FGSM adversarial training from the
+model's own predicted labels with a 50/50 clean/adversarial loss; defensive distillation at temperature T
+(Papernot et al. 2016, arXiv 1511.04508: teacher on logits/T → soft labels → student, tested at T = 1);
+PGD adversarial training (Madry et al. 2018, arXiv 1706.06083) as the non-masked reference.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradreg.attacks import fgsm, pgd
+from gradreg.checkpoints import Checkpoint, code_version
+from gradreg.config import TrainConfig
+from gradreg.data import load_dataset
+from gradreg.evaluate import accuracy, input_gradient_norms, predict_logits
+from gradreg.models import build_model
+from gradreg.regularizers import LossTerms, loss_terms
+
+N_GRAD_NORM = 500  # validation images used for the per-epoch mean input-gradient norm
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Per-epoch record; losses are means over the epoch's batches."""
+
+    phase: str  # "train", or "teacher" / "student" for distillation
+    epoch: int  # 1-based within the phase
+    epochs: int
+    loss: float
+    ce: float
+    penalty: float
+    train_accuracy: float  # on the clean training batches, in training mode
+    val_accuracy: float
+    grad_norm: float  # mean ‖∇ₓ CE‖₂ on validation images, eval mode
+    seconds: float
+
+
+OnEpoch = Callable[[EpochStats], "bool | None"]  # return True to stop
+OnBatch = Callable[[int, int, dict], "bool | None"]  # (batch, batches, running metrics); True to stop
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _batch_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor,
+                 config: TrainConfig, temperature: float) -> LossTerms:
+    """The loss of one batch under ``config``'s regularizer and defence (``target``: labels or soft labels)."""
+    if config.defence == "pgd_at":
+        x = pgd(model, x, y, eps=config.adv_eps, steps=config.adv_steps)
+    terms = loss_terms(model, x, target, regularizer=config.regularizer, lam=config.lam, temperature=temperature)
+    if config.defence != "fgsm_at":
+        return terms
+    # Predicted labels, not true ones, so the adversarial label cannot leak (Kurakin et al. 2017).
+    x_adv = fgsm(model, x, terms.logits.detach().argmax(1), eps=config.adv_eps)
+    adv_ce = F.cross_entropy(model(x_adv), y)
+    return LossTerms(0.5 * terms.loss + 0.5 * adv_ce, terms.ce, terms.penalty, terms.logits)
+
+
+def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str, temperature: float,
+               soft_targets: torch.Tensor | None, on_epoch: OnEpoch | None, on_batch: OnBatch | None,
+               stop: threading.Event | None) -> tuple[list[dict], bool]:
+    """Train ``model`` for ``config.epochs``; returns (history, completed)."""
+    x, y = data["train"]
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    batches = (len(x) + config.batch_size - 1) // config.batch_size
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        start, sums, correct = time.perf_counter(), torch.zeros(3), 0
+        model.train()
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for b in range(batches):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            target = soft_targets[idx] if soft_targets is not None else y[idx]
+            terms = _batch_terms(model, x[idx], y[idx], target, config, temperature)
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            optimizer.step()
+            sums += torch.tensor([terms.loss.item(), terms.ce.item(), terms.penalty.item()]) * len(idx)
+            correct += (terms.logits.argmax(1) == y[idx]).sum().item()
+            seen = min((b + 1) * config.batch_size, len(x))
+            running = {"loss": sums[0].item() / seen, "penalty": sums[2].item() / seen, "accuracy": correct / seen}
+            halted = (on_batch is not None and on_batch(b + 1, batches, running)) or (stop is not None and stop.is_set())
+            if halted:
+                return history, False
+        stats = _epoch_stats(model, data, phase, epoch, config.epochs, sums / len(x), correct / len(x), start)
+        history.append(asdict(stats))
+        if on_epoch is not None and on_epoch(stats):
+            return history, epoch == config.epochs
+    return history, True
+
+
+def _epoch_stats(model: nn.Module, data: dict, phase: str, epoch: int, epochs: int, means: torch.Tensor,
+                 train_accuracy: float, start: float) -> EpochStats:
+    xv, yv = data["val"]
+    grad_norm = input_gradient_norms(model, xv[:N_GRAD_NORM], yv[:N_GRAD_NORM]).mean().item()
+    return EpochStats(phase, epoch, epochs, means[0].item(), means[1].item(), means[2].item(), train_accuracy,
+                      accuracy(model, xv, yv), grad_norm, time.perf_counter() - start)
+
+
+def _load_splits(config: TrainConfig, device: torch.device) -> dict:
+    train = load_dataset(config.dataset, "train", n=config.n_train, seed=config.seed)
+    val = load_dataset(config.dataset, "val")
+    return {"train": tuple(t.to(device) for t in train.tensors), "val": tuple(t.to(device) for t in val.tensors)}
+
+
+def _model_kwargs(config: TrainConfig, data: dict) -> dict:
+    x, y = data["train"]
+    k = max(int(y.max().item()) + 1, int(data["val"][1].max().item()) + 1)
+    return {"activation": config.activation, "num_classes": k, "in_channels": x.shape[1], "image_size": x.shape[-1]}
+
+
+def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnBatch | None = None,
+          stop: threading.Event | None = None) -> Checkpoint:
+    """Train the model ``config`` describes and return it as a (not yet saved) ``Checkpoint``.
+
+    Args:
+        config: what to train; the same config and seed give the same weights on the CPU.
+        on_epoch: called with each ``EpochStats``; returning True stops after that epoch.
+        on_batch: called after each batch with (batch, batches, running metrics); returning True stops there.
+        stop: an event that, once set, stops training after the current batch.
+    Returns:
+        The checkpoint; ``complete`` is False when training was stopped early (its history says how far it got).
+    """
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    data = _load_splits(config, device)
+    kwargs = _model_kwargs(config, data)
+    hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "stop": stop}
+    soft_targets, history, temperature = None, [], 1.0
+    if config.defence == "distill":
+        temperature = config.temperature
+        teacher = build_model(config.model, **kwargs).to(device)
+        teacher_config = TrainConfig(**{**config.to_dict(), "regularizer": "none", "lam": 0.0})
+        history, done = _run_phase(teacher, data, teacher_config, phase="teacher", temperature=temperature,
+                                   soft_targets=None, **hooks)
+        if not done:
+            return _checkpoint(config, teacher, kwargs, history, False, started)
+        soft_targets = F.softmax(predict_logits(teacher, data["train"][0]) / temperature, dim=1).to(device)
+    model = build_model(config.model, **kwargs).to(device)
+    phase_history, done = _run_phase(model, data, config, phase="student" if soft_targets is not None else "train",
+                                     temperature=temperature, soft_targets=soft_targets, **hooks)
+    return _checkpoint(config, model, kwargs, history + phase_history, done, started)
+
+
+def _checkpoint(config: TrainConfig, model: nn.Module, kwargs: dict, history: list[dict], complete: bool,
+                started: float) -> Checkpoint:
+    test = load_dataset(config.dataset, "test")
+    metrics = {"test_accuracy": accuracy(model, *test.tensors)}
+    if history:
+        metrics["val_accuracy"] = history[-1]["val_accuracy"]
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    model.eval()
+    return Checkpoint(config, state, kwargs, history, metrics, complete, time.perf_counter() - started,
+                      code_version())
