@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from gradreg.config import ACTIVATIONS, DEFENCES, DEVICES, TrainConfig
+from gradreg.config import ACTIVATIONS, DEFENCES, DEVICES, LR_SCHEDULES, TrainConfig
 
 
 def _finite_float(text: str) -> float:
@@ -45,6 +45,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=_finite_float, default=d.lr)
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--n-train", type=int, default=None)
     p.add_argument("--device", choices=DEVICES, default=d.device)

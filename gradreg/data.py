@@ -232,8 +232,8 @@ def load_dataset(name: str, split: str = "train", *, n: int | None = None, seed:
         "val": (raw.train_x[len(raw.train_x) - n_val :], raw.train_y[len(raw.train_y) - n_val :]),
         "test": (raw.test_x, raw.test_y),
     }[split]
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255).unsqueeze(1)
-    y = torch.from_numpy(np.ascontiguousarray(labels)).long()
+    x = torch.from_numpy(np.array(images)).float().div_(255).unsqueeze(1)  # np.array: a writable copy
+    y = torch.from_numpy(np.array(labels)).long()
     if n is not None and n < len(y):
         keep = stratified_indices(y, n, seed=seed)
         x, y = x[keep], y[keep]

@@ -81,6 +81,8 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     batches = (len(x) + config.batch_size - 1) // config.batch_size
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
+                if config.lr_schedule == "cosine" else None)
     history = []
     for epoch in range(1, config.epochs + 1):
         start, sums, correct = time.perf_counter(), torch.zeros(3), 0
@@ -93,6 +95,8 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
             optimizer.zero_grad(set_to_none=True)
             terms.loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             sums += torch.tensor([terms.loss.item(), terms.ce.item(), terms.penalty.item()]) * len(idx)
             correct += (terms.logits.argmax(1) == y[idx]).sum().item()
             seen = min((b + 1) * config.batch_size, len(x))
