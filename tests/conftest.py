@@ -9,11 +9,6 @@ from gradreg import TrainConfig, load_dataset, save, train
 from gradreg.models import build_model
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds; run with `pytest -m slow`")
-    config.addinivalue_line("markers", "browser: drives a real Chromium through Playwright")
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
