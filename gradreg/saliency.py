@@ -1,0 +1,192 @@
+"""Attribution maps: one verb, ``saliency``, over the ``SALIENCY_METHODS`` registry (signed, shape of ``x``).
+
+The paper's views (Ross & Doshi-Velez, AAAI 2018, https://arxiv.org/abs/1711.09404) are input gradients of
+log-probabilities or of the loss; the others go through Captum (Kokhlikyan et al. 2020, arXiv 2009.07896) and
+explain the target *logit*, Captum's convention. Hook-based methods run on a private copy of the model, so a
+frozen model shared by many threads never carries a hook.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Callable, Union
+
+import torch
+import torch.nn.functional as F
+from captum.attr import (DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, LayerAttribution,
+                         LayerGradCam, Occlusion, Saliency)
+from torch import nn
+
+from gradreg.attacks import eval_mode
+
+Target = Union[str, int, torch.Tensor]
+TARGETS = ("pred", "true")
+CHUNK = 1024  # images per forward inside Integrated Gradients and Occlusion (bounds memory, amortizes calls)
+
+
+def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.Tensor | None = None) -> torch.Tensor:
+    """The class index per example, ``(N,)`` int64 on ``x``'s device.
+
+    Args:
+        x: images ``(N, C, H, W)``; target: ``"pred"`` (the model's argmax), ``"true"`` (needs ``y``), an int
+            in [0, K) or an ``(N,)`` integer tensor; y: labels ``(N,)``, used only by ``"true"``.
+    """
+    with torch.no_grad(), eval_mode(model):
+        logits = model(x)  # (N, K)
+    n, k = logits.shape
+    valid = f"valid targets: {', '.join(map(repr, TARGETS))}, an int in [0, {k}) or an ({n},) tensor"
+    if isinstance(target, str):
+        if target == "pred":
+            return logits.argmax(1)
+        if target != "true":
+            raise ValueError(f"unknown target {target!r}; {valid}")
+        if y is None:
+            raise ValueError("target='true' needs the labels y")
+        target = y
+    if isinstance(target, bool) or not isinstance(target, (int, torch.Tensor)):
+        raise ValueError(f"invalid target {target!r}; {valid}")
+    t = torch.as_tensor(target, device=x.device)
+    if t.dtype.is_floating_point or t.dtype == torch.bool or t.dim() > 1 or (t.dim() == 1 and len(t) != n):
+        raise ValueError(f"invalid target of shape {tuple(t.shape)} and dtype {t.dtype}; {valid}")
+    if t.numel() and (t.min() < 0 or t.max() >= k):
+        raise ValueError(f"target out of range; {valid}")
+    return t.long().expand(n).clone()
+
+
+def _input_grad(model: nn.Module, x: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """∇ₓ Σ_n objective(logits)_n, with the gradient taken w.r.t. a fresh leaf (nothing lands on ``x``)."""
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(objective(model(x)).sum(), x)
+    return g
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """∇ₓ log p_target(x): the paper's "input gradient" images (PAPER.md §5, §7)."""
+    return _input_grad(model, x, lambda z: F.log_softmax(z, 1).gather(1, target[:, None]))
+
+
+def loss_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """∇ₓ CE(target) = −input_gradient: with ``target="true"`` the FGSM direction, what Grad Reg (y) penalizes."""
+    return _input_grad(model, x, lambda z: F.cross_entropy(z, target, reduction="none"))
+
+
+def sum_log_prob_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """∇ₓ Σ_k log p_k(x), the label-free Grad Reg (1/K) view (up to the factor −1/K); ``target`` is unused."""
+    return _input_grad(model, x, lambda z: F.log_softmax(z, 1).sum(1))
+
+
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = 32,
+                         baseline: float = 0.0) -> torch.Tensor:
+    """Integrated Gradients of the target logit (Sundararajan et al. 2017, arXiv 1703.01365), Gauss–Legendre.
+
+    Args:
+        steps: points on the straight path; baseline: the constant image the path starts from (0 = black).
+    """
+    chunk = len(x) * max(2, CHUNK // max(len(x), 1))
+    return IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=steps,
+                                                internal_batch_size=chunk)
+
+
+def smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, samples: int = 16, stdev: float = 0.15,
+               seed: int = 0) -> torch.Tensor:
+    """SmoothGrad (Smilkov et al. 2017, arXiv 1706.03825): the mean signed logit gradient (Captum ``Saliency``)
+    over ``samples`` copies of ``x`` plus Gaussian noise of std ``stdev`` (in [0, 1] pixel units: 15 % of range).
+
+    This is Captum's ``NoiseTunnel(Saliency, nt_type="smoothgrad")`` computation, but the noise comes from a
+    private generator seeded by ``seed`` (NoiseTunnel draws from torch's global RNG, which threads share). Every
+    example receives the same noise draws, so results do not depend on batch composition.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    explainer, total = Saliency(model), torch.zeros_like(x)
+    for _ in range(samples):
+        noise = torch.randn(x.shape[1:], generator=generator).to(x) * stdev  # (C, H, W), shared by the batch
+        total += explainer.attribute(x + noise, target=target, abs=False)
+    return total / samples
+
+
+def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """x ⊙ ∇ₓ logit_target (Shrikumar et al. 2016, arXiv 1605.01713)."""
+    return InputXGradient(model).attribute(x, target=target)
+
+
+def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Guided Backpropagation (Springenberg et al. 2015, arXiv 1412.6806) of the target logit; hooks ReLUs."""
+    return GuidedBackprop(model).attribute(x, target=target)
+
+
+def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, baseline: float = 0.0) -> torch.Tensor:
+    """DeepLIFT rescale rule (Shrikumar et al. 2017, arXiv 1704.02685) against a constant ``baseline`` image."""
+    return DeepLift(model).attribute(x, baselines=baseline, target=target)
+
+
+def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, window: int = 4, stride: int = 2,
+              baseline: float = 0.0) -> torch.Tensor:
+    """Drop in the target logit when a ``window``×``window`` patch is set to ``baseline`` (Zeiler & Fergus 2014,
+    arXiv 1311.2901), averaged over the patches covering each pixel; ``stride`` in pixels."""
+    channels = x.shape[1]
+    return Occlusion(model).attribute(x, sliding_window_shapes=(channels, window, window),
+                                      strides=(channels, stride, stride), baselines=baseline, target=target,
+                                      perturbations_per_eval=max(1, CHUNK // max(len(x), 1)))
+
+
+def last_conv_layer(model: nn.Module) -> nn.Conv2d:
+    """The last ``nn.Conv2d`` in registration order; ValueError for models without one (mlp, linear)."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"gradcam needs a Conv2d layer and {type(model).__name__} has none (e.g. mlp, linear); "
+                         f"choose another method: {', '.join(sorted(set(SALIENCY_METHODS) - {'gradcam'}))}")
+    return convs[-1]
+
+
+def gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bool = True) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017, arXiv 1610.02391) on the last conv layer's output, bilinearly upsampled
+    to the input size and repeated over channels; ``relu`` keeps only positive evidence, as in the paper."""
+    cam = LayerGradCam(model, last_conv_layer(model)).attribute(x, target=target, relu_attributions=relu)
+    cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")  # (N, 1, H, W)
+    return cam.expand_as(x).contiguous()
+
+
+SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
+    "input_gradient": input_gradient,
+    "loss_gradient": loss_gradient,
+    "sum_log_prob_gradient": sum_log_prob_gradient,
+    "integrated_gradients": integrated_gradients,
+    "smoothgrad": smoothgrad,
+    "input_x_gradient": input_x_gradient,
+    "guided_backprop": guided_backprop,
+    "deeplift": deeplift,
+    "occlusion": occlusion,
+    "gradcam": gradcam,
+}
+# Methods that attach hooks or attributes to modules: they run on a private deepcopy of the model.
+HOOKED_METHODS = frozenset({"guided_backprop", "deeplift", "gradcam"})
+
+
+def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "input_gradient", *,
+             y: torch.Tensor | None = None, **params) -> torch.Tensor:
+    """Attribution map of ``method`` for each example's ``target`` class, signed, same shape as ``x``.
+
+    The model runs in eval mode (its previous mode is restored); ``x``, its ``.grad`` and the parameters'
+    ``.grad`` are left untouched. Methods in ``HOOKED_METHODS`` run on a private ``copy.deepcopy`` of the model
+    (cheap for these small nets), so concurrent calls on one shared model neither see nor leave hooks.
+
+    Args:
+        x: images ``(N, C, H, W)`` in [0, 1]; target: ``"pred"``, ``"true"`` (needs ``y``), an int or ``(N,)``.
+        method: a key of ``SALIENCY_METHODS``; y: labels ``(N,)``; params: the method's keyword knobs.
+
+    Returns:
+        ``(N, C, H, W)`` float tensor on ``x``'s device, in the units of the explained output per pixel.
+    """
+    if method not in SALIENCY_METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(sorted(SALIENCY_METHODS))}")
+    if x.dim() != 4:
+        raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
+    device = next(model.parameters()).device
+    inputs = x.detach().to(device).clone()  # Captum toggles requires_grad on its input: never on the caller's x
+    labels = y.to(device) if isinstance(y, torch.Tensor) else y
+    t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
+    if method in HOOKED_METHODS:
+        model = copy.deepcopy(model)  # hooks and DeepLift's module attributes stay on this private copy
+    with torch.enable_grad(), eval_mode(model):
+        result = SALIENCY_METHODS[method](model, inputs, t, **params)
+    return result.detach().to(x.device)
