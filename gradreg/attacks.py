@@ -1,37 +1,45 @@
-"""Gradient attacks on [0, 1] images through one projected-step loop (foolbox style).
+"""Adversarial attacks on [0, 1] images: one projected-step loop (foolbox style), an ``ATTACKS`` registry, ``attack``.
 
-FGSM (Goodfellow et al. 2015) is one L∞ step of size ε without random start; PGD (Madry et al. 2018,
-arXiv 1706.06083) is the same loop with a random start and projection onto the ε-ball.
+FGSM (Goodfellow et al. 2015, arXiv 1412.6572) and TGSM are one L∞ step; iterated TGSM repeats TGSM with no ε-ball
+(Ross & Doshi-Velez 2018, arXiv 1711.09404); BIM (Kurakin et al. 2016, arXiv 1607.02533) and PGD (Madry et al. 2018,
+arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``) and Square (``gradreg.square``) are registered here.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from contextlib import contextmanager
-from typing import Iterator, Literal
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-Norm = Literal["linf", "l2"]
+from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_for, loss_gradient, projected_steps,
+                             radius_like, step_direction)
+from gradreg.jsma import saliency_map_attack
+from gradreg.square import square_search
+
+__all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
+           "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
+           "step_direction", "tgsm"]
+
 NORMS = ("linf", "l2")
+TARGETS = ("next", "random", "least_likely")
+Target = Union[str, torch.Tensor]
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the model in eval mode and restore its previous mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def _check_eps(eps: float) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+def check_eps(eps: Eps, n: int | None = None) -> None:
+    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example radii ``(n,)``."""
+    if isinstance(eps, torch.Tensor):
+        ok = eps.dim() == 1 and (n is None or len(eps) == n) and bool((torch.isfinite(eps) & (eps >= 0)).all())
+        if not ok:
+            raise ValueError(f"eps as a tensor must hold finite per-example radii >= 0 of shape ({n},), "
+                             f"got shape {tuple(eps.shape)}")
+        return
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0 (or a tensor of per-example radii), got {eps!r}")
 
 
 def _check_norm(norm: str) -> None:
@@ -39,85 +47,259 @@ def _check_norm(norm: str) -> None:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
 
 
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∇ₓ CE(y, f(x)) per example, shape of ``x``; no ``.grad`` is left on ``x`` or the parameters."""
-    x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
-    (g,) = torch.autograd.grad(loss, x)
-    return g
+def _check_fraction(name: str, value: float, *, low_open: bool = False) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
+    if bad or (low_open and value == 0):
+        raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
 
 
-def _normalize(g: torch.Tensor, norm: Norm) -> torch.Tensor:
-    if norm == "linf":
-        return g.sign()
-    return g / _view(g.flatten(1).norm(dim=1).clamp_min(1e-12), g)
+def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
+    """``ValueError`` unless ``x`` is float images ``(N, C, H, W)`` in [0, 1] and ``y`` integer labels ``(N,)``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor of images (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
+        raise ValueError("x must lie in [0, 1] (and contain no NaN)")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {getattr(y, 'shape', type(y))}")
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: Norm) -> torch.Tensor:
-    delta = x_adv - x
-    if norm == "linf":
-        return x + delta.clamp(-eps, eps)
-    norms = delta.flatten(1).norm(dim=1)
-    factor = torch.where(norms > eps, eps / norms.clamp_min(1e-12), torch.ones_like(norms))
-    return x + delta * _view(factor, delta)
+def resolve_target(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target, *,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Target classes ``(N,)`` int64 (K, the number of classes, is read from the logits).
+
+    Args:
+        target: a tensor of classes ``(N,)``; ``"next"``: (y + 1) mod K (the paper's choice); ``"random"``: uniform
+            over the classes ≠ y; ``"least_likely"``: the model's lowest logit.
+    """
+    if not isinstance(target, torch.Tensor) and target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; valid: an (N,) tensor of classes, {', '.join(TARGETS)}")
+    with torch.no_grad(), eval_mode(model):
+        logits = model(x)
+    k = logits.shape[1]
+    if isinstance(target, torch.Tensor):
+        if target.shape != y.shape or target.is_floating_point() or bool(((target < 0) | (target >= k)).any()):
+            raise ValueError(f"a target tensor must hold classes in [0, {k}) with shape {tuple(y.shape)}")
+        return target.to(y.device, torch.long)
+    if target == "next":
+        return (y + 1) % k
+    if target == "random":
+        return (y + torch.randint(1, k, y.shape, generator=generator or generator_for(None)).to(y.device)) % k
+    return logits.argmin(1)
 
 
-def _random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Generator | None) -> torch.Tensor:
-    if norm == "linf":
-        noise = torch.rand(x.shape, generator=generator, device="cpu").to(x) * 2 - 1
-        return (x + eps * noise).clamp(0, 1)
-    direction = torch.randn(x.shape, generator=generator, device="cpu").to(x)
-    radius = torch.rand(len(x), generator=generator, device="cpu").to(x) * eps
-    return (x + _normalize(direction, "l2") * _view(radius, x)).clamp(0, 1)
-
-
-def _projected_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, step: float,
-                     steps: int, norm: Norm, targeted: bool, random_start: bool,
-                     generator: torch.Generator | None) -> torch.Tensor:
-    """The one attack loop: ascend CE(y) (descend it when ``targeted``), project to the ε-ball unless ``eps`` is
-    None (unbounded), clip to [0, 1]."""
-    x0 = x.detach()
-    x_adv = _random_start(x0, eps, norm, generator) if random_start and eps else x0.clone()
-    sign = -1.0 if targeted else 1.0
-    for _ in range(steps):
-        x_adv = x_adv + sign * step * _normalize(loss_gradient(model, x_adv, y), norm)
-        x_adv = (_project(x_adv, x0, eps, norm) if eps is not None else x_adv).clamp(0, 1)
-    return x_adv.detach()
-
-
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float) -> torch.Tensor:
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> torch.Tensor:
     """Fast gradient sign method: clip(x + ε·sign(∇ₓ CE(y, f(x))), 0, 1), model in eval mode.
 
     Args:
         x: images ``(N, C, H, W)`` in [0, 1]; y: labels ``(N,)`` (true or predicted).
-        eps: L∞ radius in pixel units of [0, 1] images.
+        eps: L∞ radius in pixel units of [0, 1] images (a number or per-example radii ``(N,)``).
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
     """
-    _check_eps(eps)
+    check_inputs(x, y)
+    check_eps(eps, len(x))
     with eval_mode(model):
-        return _projected_steps(model, x, y, eps=eps, step=eps, steps=1, norm="linf", targeted=False,
-                                random_start=False, generator=None)
+        return projected_steps(model, x, y, eps=eps, step=eps, steps=1, norm="linf", targeted=False,
+                               random_start=False, generator=None)
 
 
-def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 40,
-        step_size: float | None = None, norm: Norm = "linf", random_start: bool = True,
+def tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, target: Target = "next",
+         seed: int | None = None) -> torch.Tensor:
+    """Targeted gradient sign method: clip(x − ε·sign(∇ₓ CE(t, f(x))), 0, 1) (Kurakin et al. 2016).
+
+    Args:
+        eps: L∞ radius in pixel units; target: see ``resolve_target`` (default: the paper's (y + 1) mod K).
+        seed: seed of ``target="random"``.
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    check_inputs(x, y)
+    check_eps(eps, len(x))
+    with eval_mode(model):
+        t = resolve_target(model, x, y, target, generator=generator_for(seed))
+        return projected_steps(model, x, t, eps=eps, step=eps, steps=1, norm="linf", targeted=True,
+                               random_start=False, generator=None)
+
+
+def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 0.1, steps: int = 10,
+                  target: Target = "next", seed: int | None = None) -> torch.Tensor:
+    """The paper's iterated TGSM: ``steps`` TGSM steps of size ε, clipping only. UNBOUNDED: no ε-ball.
+
+    Args:
+        eps: the per-step L∞ size (paper: 0.1), not a radius; the total change can reach min(1, steps·ε).
+        steps: number of steps (paper's figures: 10); target, seed: as in ``tgsm``.
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    check_inputs(x, y)
+    check_eps(eps, len(x))
+    _check_count("steps", steps)
+    with eval_mode(model):
+        t = resolve_target(model, x, y, target, generator=generator_for(seed))
+        return projected_steps(model, x, t, eps=None, step=eps, steps=steps, norm="linf", targeted=True,
+                               random_start=False, generator=None)
+
+
+def bim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int = 10,
+        step_size: float | None = None, norm: Norm = "linf") -> torch.Tensor:
+    """Basic iterative method (Kurakin et al. 2016): PGD without random start.
+
+    Args:
+        eps: radius in pixel units; steps: iterations; step_size: defaults to 1.25·ε/steps (Kurakin et al.'s
+            total travel of 1.25 ε).
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    check_inputs(x, y)
+    check_eps(eps, len(x))
+    _check_norm(norm)
+    _check_count("steps", steps)
+    step = 1.25 * eps / steps if step_size is None else step_size
+    with eval_mode(model):
+        return projected_steps(model, x, y, eps=eps, step=step, steps=steps, norm=norm, targeted=False,
+                               random_start=False, generator=None)
+
+
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int = 40,
+        step_size: float | None = None, norm: Norm = "linf", random_start: bool = True, restarts: int = 1,
         seed: int | None = None) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2018) in the L∞ or L2 ball of radius ``eps``.
 
     Args:
-        eps: radius in pixel units of [0, 1] images.
-        steps: number of gradient steps; step_size defaults to 2.5·ε/steps.
-        seed: seed of the random start (None: torch's global generator).
+        eps: radius in pixel units of [0, 1] images; steps: gradient steps; step_size: defaults to 2.5·ε/steps.
+        restarts: random restarts; per example the first restart that misclassifies is kept.
+        seed: seed of the random starts (None: drawn from torch's global generator).
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
     """
-    _check_eps(eps)
+    check_inputs(x, y)
+    check_eps(eps, len(x))
     _check_norm(norm)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    _check_count("steps", steps)
+    _check_count("restarts", restarts)
     step = 2.5 * eps / steps if step_size is None else step_size
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    generator = generator_for(seed)
     with eval_mode(model):
-        return _projected_steps(model, x, y, eps=eps, step=step, steps=steps, norm=norm, targeted=False,
-                                random_start=random_start, generator=generator)
+        best = None
+        for _ in range(restarts):
+            x_adv = projected_steps(model, x, y, eps=eps, step=step, steps=steps, norm=norm, targeted=False,
+                                    random_start=random_start, generator=generator)
+            if best is None:
+                best = x_adv
+                continue
+            with torch.no_grad():
+                improve = (model(best).argmax(1) == y) & (model(x_adv).argmax(1) != y)
+            best = torch.where(improve[:, None, None, None], x_adv, best)
+        return best
+
+
+def jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 1.0, gamma: float = 0.25,
+         target: Target = "next", seed: int | None = None) -> torch.Tensor:
+    """JSMA (Papernot et al. 2016, arXiv 1511.07528): pixel pairs picked by the logit-Jacobian saliency map are
+    pushed up by θ = ``eps`` until the image is classified as the target (batched; see ``gradreg.jsma``).
+
+    Args:
+        eps: θ, the per-pixel increase in pixel units (paper: +1, i.e. saturate); it bounds ‖x' − x‖∞.
+        gamma: max fraction of pixels changed, in [0, 1] (paper: 0.25); target, seed: as in ``tgsm``.
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    check_inputs(x, y)
+    check_eps(eps, len(x))
+    _check_fraction("gamma", gamma)
+    with eval_mode(model):
+        t = resolve_target(model, x, y, target, generator=generator_for(seed))
+        return saliency_map_attack(model, x, t, theta=radius_like(eps, x).flatten(), gamma=gamma)
+
+
+def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, queries: int = 1000,
+           p_init: float = 0.3, seed: int | None = None) -> torch.Tensor:
+    """Square attack, L∞ (Andriushchenko et al. 2020, arXiv 1912.00049): gradient-free random search.
+
+    Args:
+        eps: L∞ radius in pixel units; queries: model evaluations per image (the budget).
+        p_init: initial fraction of pixels a square covers, in (0, 1] (0.3 suits 28×28 images; the authors'
+            ImageNet default is 0.05); seed: seed of the search (None: drawn from torch's global generator).
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    check_inputs(x, y)
+    check_eps(eps, len(x))
+    _check_count("queries", queries)
+    _check_fraction("p_init", p_init, low_open=True)
+    with eval_mode(model):
+        return square_search(model, x, y, radius=radius_like(eps, x), queries=queries, p_init=p_init,
+                             generator=generator_for(seed))
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """A registered attack and what its ``eps`` means."""
+
+    fn: Callable[..., torch.Tensor]
+    norm: str = "linf"  # the norm ε bounds; a ``norm=`` knob overrides it
+    targeted: bool = False  # takes ``target`` and succeeds when the prediction equals it
+    bounded: bool = True  # False: ε is a per-step size and no ε-ball bounds the change (iterated TGSM)
+    single_step: bool = False  # x' = clip(x ± ε·sign ∇) with a direction independent of ε: computed once
+    gradient_free: bool = False
+
+    @property
+    def params(self) -> dict[str, object]:
+        """The attack's own keyword knobs and their defaults (besides ``eps``, ``target`` and ``seed``)."""
+        skip = {"model", "x", "y", "eps", "target", "seed"}
+        return {name: p.default for name, p in inspect.signature(self.fn).parameters.items() if name not in skip}
+
+    @property
+    def seeded(self) -> bool:
+        return "seed" in inspect.signature(self.fn).parameters
+
+
+ATTACKS: dict[str, AttackSpec] = {
+    "fgsm": AttackSpec(fgsm, single_step=True),
+    "tgsm": AttackSpec(tgsm, targeted=True, single_step=True),
+    "iterated_tgsm": AttackSpec(iterated_tgsm, targeted=True, bounded=False),
+    "bim": AttackSpec(bim),
+    "pgd": AttackSpec(pgd),
+    "jsma": AttackSpec(jsma, targeted=True),
+    "square": AttackSpec(square, gradient_free=True),
+}
+
+
+def get_attack(method: str) -> AttackSpec:
+    """The registry entry of ``method``; ``ValueError`` listing the valid names otherwise."""
+    if not isinstance(method, str) or method not in ATTACKS:
+        raise ValueError(f"unknown attack {method!r}; valid: {', '.join(sorted(ATTACKS))}")
+    return ATTACKS[method]
+
+
+def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, *, eps: Eps,
+           target: Target | None = None, seed: int | None = None, **params) -> torch.Tensor:
+    """Run a registered attack: the one call shape of every attack (model mode and parameters untouched).
+
+    Args:
+        x: images ``(N, C, H, W)`` in [0, 1]; y: true labels ``(N,)``; method: a key of ``ATTACKS``.
+        eps: radius in pixel units of the attack's norm (a number or per-example radii ``(N,)``); for
+            ``iterated_tgsm`` the per-step size; for ``jsma`` θ.
+        target: targeted attacks only: a class tensor ``(N,)`` or one of ``TARGETS`` (default ``"next"``).
+        seed: seeds random starts, random targets and Square's search; deterministic attacks ignore it.
+        params: the attack's own knobs (``ATTACKS[method].params``), e.g. steps, norm, restarts, gamma, queries.
+    Returns:
+        adversarial images, shape of ``x``, in [0, 1].
+    """
+    spec = get_attack(method)
+    unknown = sorted(set(params) - set(spec.params))
+    if unknown:
+        raise ValueError(f"{method} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(spec.params)}")
+    if target is not None and not spec.targeted:
+        targeted = ", ".join(sorted(name for name, s in ATTACKS.items() if s.targeted))
+        raise ValueError(f"{method} is untargeted and takes no target; targeted attacks: {targeted}")
+    if spec.targeted:
+        params["target"] = "next" if target is None else target
+    if spec.seeded:
+        params["seed"] = seed
+    return spec.fn(model, x, y, eps=eps, **params)
