@@ -47,7 +47,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     _check_pair(x, y)
     if len(x) == 0:
         raise ValueError("accuracy of an empty set is undefined")
-    return (predict_logits(model, x, batch_size=batch_size).argmax(1) == y.cpu()).float().mean().item()
+    return int((predict_logits(model, x, batch_size=batch_size).argmax(1) == y.cpu()).sum()) / len(y)  # exact ratio
 
 
 def input_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,

@@ -28,13 +28,13 @@ def _best_pairs(alpha: torch.Tensor, beta: torch.Tensor, domain: torch.Tensor):
     """Per image the pixel pair p ≠ q in the search domain maximizing (α_p + α_q)·|β_p + β_q| subject to
     α_p + α_q > 0 and β_p + β_q < 0. Returns (p, q, found), each ``(N,)``; vectorized, chunked by images."""
     n, d = alpha.shape
-    beta = torch.where(domain, beta, torch.full_like(beta, OUTSIDE))  # a pixel outside makes β_p + β_q > 0
+    minus_beta = torch.where(domain, -beta, torch.full_like(beta, -OUTSIDE))  # outside pixels void the pair
     rows = max(1, PAIR_BUDGET // (d * d))
     best, top = [], []
     for i in range(0, n, rows):
-        b = beta[i : i + rows, :, None] + beta[i : i + rows, None, :]  # (n', D, D)
-        score = (alpha[i : i + rows, :, None] + alpha[i : i + rows, None, :]).mul_(b).neg_()  # −(α sum)(β sum)
-        score.masked_fill_(b >= 0, 0).clamp_(min=0)  # > 0 exactly when α sum > 0 and β sum < 0
+        # relu(α sum)·relu(−β sum) is the score where both constraints hold and 0 elsewhere; (n', D, D)
+        score = (alpha[i : i + rows, :, None] + alpha[i : i + rows, None, :]).relu_()
+        score.mul_((minus_beta[i : i + rows, :, None] + minus_beta[i : i + rows, None, :]).relu_())
         score.diagonal(dim1=1, dim2=2).zero_()
         values, args = score.flatten(1).max(1)
         best.append(args)
