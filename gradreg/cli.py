@@ -11,7 +11,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from gradreg import cli_attack
+from gradreg import cli_attack, cli_zoo
 from gradreg.config import ACTIVATIONS, DEFENCES, DEVICES, LR_SCHEDULES, TrainConfig
 
 
@@ -124,7 +124,7 @@ def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "list": _cmd_list, "data": _cmd_data, **cli_attack.COMMANDS}
+COMMANDS = {"train": _cmd_train, "list": _cmd_list, "data": _cmd_data, **cli_attack.COMMANDS, **cli_zoo.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=None, help="a directory (default: user dir, then shipped checkpoints/)")
     sub.add_parser("data", help="which datasets are available on this machine and where from")
     cli_attack.add_parsers(sub)
+    cli_zoo.add_parsers(sub)
     return parser
 
 

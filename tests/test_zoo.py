@@ -1,0 +1,58 @@
+"""The zoo: a tiny zoo end to end through the CLI; the manifest matches its files and re-evaluates."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradreg.checkpoints import list_checkpoints, load
+from gradreg.cli import main
+from gradreg.zoo import build_zoo, read_manifest, zoo_configs
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    code = main(["zoo", "--dataset", "synthetic", "--epochs", "1", "--n-train", "200", "--lams", "1",
+                 "--only", "plain", "grad_y_1", "distill", "--n-eval", "32", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_manifest_matches_the_files(tiny_zoo):
+    manifest = read_manifest(tiny_zoo)
+    names = [m["name"] for m in manifest["models"]]
+    assert names == ["plain", "grad_y_1", "distill"]  # the transfer source comes first
+    files = sorted(info.path.name for info in list_checkpoints(tiny_zoo) if info.ok)
+    assert files == sorted(m["file"] for m in manifest["models"])
+    for entry in manifest["models"]:
+        ckpt = load(tiny_zoo / entry["file"])
+        assert ckpt.id == entry["id"] and ckpt.config.to_dict() == entry["config"]
+        card = entry["card"]
+        assert card["n"] == 32 and 0 <= card["clean"] <= 1 and len(card["curves"]) == 6
+        assert (card["curves"][0]["transfer_fgsm"] is None) == (entry["name"] == "plain")
+
+
+def test_rebuilding_loads_instead_of_training(tiny_zoo):
+    configs = {k: v for k, v in zoo_configs("synthetic", epochs=1, n_train=200, lams=(1.0,)).items()
+               if k == "plain"}
+    trained = []
+    build_zoo(configs, out=tiny_zoo, n_eval=16, on_epoch=trained.append)
+    assert trained == []
+
+
+def test_broken_manifest_is_a_clear_error(tmp_path):
+    assert read_manifest(tmp_path) is None
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": "nope"}))
+    with pytest.raises(ValueError, match="not a gradreg zoo manifest"):
+        read_manifest(tmp_path)
+
+
+def test_unknown_entry_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["zoo", "--only", "nonsense", "--dry-run"])
+    assert exit_info.value.code == 2 and "grad_y_10" in capsys.readouterr().err
