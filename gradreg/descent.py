@@ -20,13 +20,17 @@ Eps = Union[float, torch.Tensor]  # a radius, or per-example radii (N,)
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the model in eval mode and restore its previous mode afterwards."""
-    was_training = model.training
+    """Run the model in eval mode and restore every submodule's own mode afterwards.
+
+    Restoring module by module (not ``model.train(was_training)``, which recurses) keeps a wrapper in training mode
+    around a shared eval-mode model from flipping that model into training mode."""
+    modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradreg.attacks import ATTACKS, TARGETS, attack, fgsm, get_attack, pgd, resolve_target
+from gradreg.attacks import ATTACKS, TARGETS, attack, eval_mode, fgsm, get_attack, pgd, resolve_target
 from gradreg.evaluate import accuracy
 from gradreg.jsma import _best_pairs
 from gradreg.models import build_model
@@ -53,6 +53,13 @@ def test_stays_in_ball_and_box(tiny_model, batch, method):
         assert spec.norm == "linf" and linf.max() <= eps + 1e-6
     else:  # unbounded (iterated TGSM): each step moves at most ε
         assert linf.max() <= FAST[method]["steps"] * eps + 1e-6
+
+
+def test_eval_mode_restores_each_submodule(tiny_model):
+    wrapper = torch.nn.Sequential(tiny_model)  # a wrapper in training mode around a shared eval-mode model
+    with eval_mode(wrapper):
+        assert not any(m.training for m in wrapper.modules())
+    assert wrapper.training and not any(m.training for m in tiny_model.modules())
 
 
 def test_unbounded_attacks_say_so():

@@ -116,7 +116,7 @@ def test_transfer_diagonal_equals_white_box(tiny_model, linear_model, data, meth
 
 def test_transfer_computes_single_step_direction_once(tiny_model, data):
     x, y = data
-    counting = CountingGradForwards(tiny_model)
+    counting = CountingGradForwards(tiny_model).eval()
     transfer_matrix({"source": counting}, x, y, method="fgsm", epsilons=[0.1, 0.2, 0.3, 0.4], batch_size=40)
     assert counting.calls == 1
     counting.calls = 0
@@ -163,7 +163,7 @@ def test_statistics(linear_model, tiny_model, data):
     assert grads["norm_q25"] <= grads["norm_median"] <= grads["norm_q75"] <= grads["norm_max"]
     confidence = confidence_stats(tiny_model, x)
     assert confidence["other_logp_mean"] < confidence["predicted_logp_mean"] <= 0
-    saturated = confidence_stats(Scaled(tiny_model, 1e4), x)
+    saturated = confidence_stats(Scaled(tiny_model, 1e4).eval(), x)
     assert saturated["saturated_fraction"] > 0.5 and saturated["other_logp_mean"] < -100
 
 
@@ -185,7 +185,7 @@ def test_masking_checks_shape(tiny_model, linear_model, data):
 def test_masking_checks_catch_gradient_underflow(tiny_model, data):
     """Saturated logits (distillation's failure mode) zero the input gradient: the checks must say so."""
     x, y = data
-    verdicts = {r["check"]: r["verdict"] for r in _checks(Scaled(tiny_model, 1e4), x, y)}
+    verdicts = {r["check"]: r["verdict"] for r in _checks(Scaled(tiny_model, 1e4).eval(), x, y)}
     assert verdicts["zero_gradients"] == "fail"
     assert verdicts["gradient_free_vs_gradient"] == "fail" or verdicts["large_eps"] == "fail"
 
