@@ -115,7 +115,7 @@ def saliency_grid(maps: Mapping[str, torch.Tensor], images: torch.Tensor, *, sha
     grid = {name: [_as_image(maps[name][j]) for j in range(n)] for name in names}
     signed = any((a < 0).any() for row in grid.values() for a in row)
     row_titles = (["input"] if show_images else []) + names
-    fig = make_subplots(rows=len(row_titles), cols=n, row_titles=row_titles, column_titles=list(column_titles or []),
+    fig = make_subplots(rows=len(row_titles), cols=n, column_titles=list(column_titles or []),
                         horizontal_spacing=0.01, vertical_spacing=0.02)
     for j in range(n):
         shared = clip_level([grid[name][j] for name in names], outlier_perc=outlier_perc) if shared_scale else None
@@ -129,9 +129,13 @@ def saliency_grid(maps: Mapping[str, torch.Tensor], images: torch.Tensor, *, sha
                                      name=name, showscale=(i, j) == (first, 0)):
                 fig.add_trace(trace, i, j + 1)
     _square_pixels(fig, len(row_titles) * n)
-    side = 110
-    return fig.update_layout(width=120 + side * n, height=60 + side * len(row_titles),
-                             margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    for i, title in enumerate(row_titles):  # horizontal labels left of each row: long model names stay readable
+        axis = "" if i * n == 0 else str(i * n + 1)
+        fig.add_annotation(text=title, xref=f"x{axis} domain", yref=f"y{axis} domain", x=0, y=0.5, xshift=-6,
+                           xanchor="right", showarrow=False)
+    side, left = 110, 20 + 7 * max(len(t) for t in row_titles)
+    return fig.update_layout(width=left + 100 + side * n, height=60 + side * len(row_titles),
+                             margin={"l": left, "r": 10, "t": 40, "b": 10})
 
 
 def probability_bars(probs: Mapping[str, torch.Tensor | Sequence[float]], *,

@@ -66,6 +66,7 @@ def test_saliency_grid_traces(maps, overlay):
     assert sum(bool(t.showscale) for t in fig.data) == 1  # one colour bar for the grid
     assert all(t.zsmooth is False for t in fig.data)
     assert fig.layout.yaxis9.scaleanchor == "x9"
+    assert {"input", "plain", "grad_y", "a", "c"} <= {a.text for a in fig.layout.annotations}  # row and column titles
 
 
 def _peak(fig, name):
