@@ -261,3 +261,15 @@ def test_pgd_agrees_with_captum(tiny_model, synthetic, eps):
     adv = theirs.perturb(x, radius=eps, step_size=eps / 4, step_num=5, target=y, random_start=False)
     ours = pgd(tiny_model, x, y, eps=eps, steps=5, step_size=eps / 4, random_start=False)
     assert abs(accuracy(tiny_model, ours, y) - accuracy(tiny_model, adv, y)) <= 0.01
+
+
+@pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
+def test_pgd_is_captums_pgd_without_its_zero_threshold(tiny_model, synthetic):
+    # Captum leaves a pixel alone when |∂L/∂x| <= 1e-6 (FGSM.zero_thresh); with that threshold off the two agree
+    from captum.robust import PGD
+
+    x, y = synthetic[0][:64], synthetic[1][:64]
+    theirs = PGD(tiny_model, loss_func=_captum_loss, lower_bound=0.0, upper_bound=1.0)
+    theirs.fgsm.zero_thresh = 0.0
+    adv = theirs.perturb(x.clone(), radius=0.2, step_size=0.05, step_num=5, target=y)
+    assert torch.equal(pgd(tiny_model, x, y, eps=0.2, steps=5, step_size=0.05, random_start=False), adv)
