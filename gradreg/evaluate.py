@@ -188,7 +188,7 @@ def jsma_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float
         x_adv = attack(model, xb, yb, "jsma", eps=eps, target=tb, gamma=gamma)
         ok = predict(model, x_adv) == tb
         successes += int(ok.sum())
-        l0.append((x_adv != xb).flatten(1).sum(1)[ok].float().cpu())
+        l0.append((x_adv != xb).flatten(1).sum(1)[ok].double().cpu())
     changed = torch.cat(l0)
     mean_l0 = changed.mean().item() if len(changed) else float("nan")
     return {"success_rate": successes / len(x), "mean_l0": mean_l0, "mean_l0_fraction": mean_l0 / x[0].numel(),
@@ -208,13 +208,13 @@ def judge_target_rate(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: to
     if not spec.targeted:
         raise ValueError(f"{method} is untargeted; the judge needs a targeted attack")
     check_inputs(x, y)
-    device, counts = device_of(model), torch.zeros(3)
+    device, counts = device_of(model), [0, 0, 0]
     for i, (start, xb, yb) in enumerate(chunks(x, y, device, batch_size=batch_size)):
         tb = chunk_targets(model, spec, xb, yb, target, start, chunk_seed(seed, i))
         x_adv = attack(model, xb, yb, method, eps=eps, target=tb, **params)
         judged = predict(judge, x_adv)
-        counts += torch.tensor([float((predict(model, x_adv) == tb).sum()), float((judged == tb).sum()),
-                                float((judged == yb).sum())])
-    rates = (counts / len(x)).tolist()
+        hits = (predict(model, x_adv) == tb, judged == tb, judged == yb)
+        counts = [c + int(h.sum()) for c, h in zip(counts, hits)]
+    rates = [c / len(x) for c in counts]
     return {"method": method, "eps": eps, "model_target_rate": rates[0], "judge_target_rate": rates[1],
             "judge_true_rate": rates[2], "n": len(x)}
