@@ -92,13 +92,14 @@ def test_leaves_inputs_model_and_grads_alone(loose_model, batch, method):
 def test_accuracy_does_not_increase(tiny_model, synthetic, method):
     x, y = synthetic[0][:32], synthetic[1][:32]
     clean = accuracy(tiny_model, x, y)
-    after = min(accuracy(tiny_model, run(tiny_model, x, y, method, 0.2, seed=s), y) for s in (0, 1))
+    seeds = (0, 1) if method in ("pgd", "square") else (0,)  # retry random attacks once, as foolbox does
+    after = min(accuracy(tiny_model, run(tiny_model, x, y, method, 0.2, seed=s), y) for s in seeds)
     assert after <= clean
 
 
 @pytest.mark.parametrize("method", TARGETED)
 def test_targeted_attacks_raise_target_hits(tiny_model, synthetic, method):
-    x, y = synthetic[0][:32], synthetic[1][:32]
+    x, y = synthetic[0][:16], synthetic[1][:16]
     t = resolve_target(tiny_model, x, y, "next")
     eps, kw = (1.0, {"gamma": 0.05}) if method == "jsma" else (0.3, {})
     x_adv = run(tiny_model, x, y, method, eps, target=t, **kw)
