@@ -154,7 +154,7 @@ def _table(rows: list[list[str]]) -> str:
 def _rounded(value):
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
-    return round(value, 4) if isinstance(value, float) else value
+    return float(f"{value:.4g}") if isinstance(value, float) else value  # significant digits: tiny norms stay visible
 
 
 def cmd_attack(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

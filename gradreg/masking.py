@@ -53,11 +53,11 @@ def gradient_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
     "norm_min", "norm_max", "zero_example_fraction", "zero_entry_fraction"}``."""
     check_inputs(x, y)
     grads = _gradients(model, x, y, batch_size)
-    norms = grads.norm(dim=1)
+    norms = grads.double().norm(dim=1)  # float32 squares of tiny (denormal) gradients would underflow to 0
     q = torch.quantile(norms.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
     return {"norm_mean": norms.mean().item(), "norm_median": q[1], "norm_q25": q[0], "norm_q75": q[2],
             "norm_min": norms.min().item(), "norm_max": norms.max().item(),
-            "zero_example_fraction": (norms == 0).float().mean().item(),
+            "zero_example_fraction": (grads == 0).all(dim=1).float().mean().item(),
             "zero_entry_fraction": (grads == 0).float().mean().item()}
 
 

@@ -167,6 +167,13 @@ def test_statistics(linear_model, tiny_model, data):
     assert saturated["saturated_fraction"] > 0.5 and saturated["other_logp_mean"] < -100
 
 
+def test_tiny_gradients_are_not_counted_as_zero(linear_model, data):
+    with torch.no_grad():
+        linear_model[1].weight.mul_(1e-37)  # input gradients of ~1e-40: denormal in float32, but not zero
+    grads = gradient_stats(linear_model, *data)
+    assert grads["zero_example_fraction"] == 0 and grads["norm_min"] > 0
+
+
 def _checks(model, x, y, **kw):
     return masking_checks(model, x, y, epsilons=[0.1, 0.3], large_eps=0.5, pgd_steps=3, square_queries=20,
                           batch_size=40, **kw)
