@@ -2,11 +2,19 @@
 
 import streamlit as st
 
+from gradreg import ui, ui_train
+
 st.set_page_config(page_title="gradreg", page_icon="∇", layout="wide")
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/lambda_explorer.py", title="λ explorer", icon=":material/tune:"),
+    st.Page("pages/attack_lab.py", title="Attack lab", icon=":material/bolt:"),
+    st.Page("pages/saliency_compare.py", title="Saliency compare", icon=":material/grid_view:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+ui_train.sidebar_status()
+ui.enter_page()
+page.run()
