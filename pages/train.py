@@ -1,15 +1,15 @@
-"""Train: a form that builds a TrainConfig, live progress, the result saved and visible on every page."""
+"""Train: a form that builds a TrainConfig; the run goes on in the background with live curves and a Stop button."""
 
 import streamlit as st
 
-from gradreg import ui
+from gradreg import ui, ui_train
 
+ui.routed()
 st.title("Train a model")
 st.markdown("Settings that would take longer than the server's limit are refused. An identical configuration "
-            "loads the saved model instead of training again.")
-config = ui.train_form()
-if config is None:
-    st.stop()
-result = ui.run_training(config)
-st.metric("Test accuracy", f"{result['test_accuracy']:.2%}")
-st.caption(f"Checkpoint id: `{result['id']}` — it now appears on every page.")
+            "loads the saved model instead of training again. The run continues if you leave this page; the saved "
+            "model appears on every page as soon as it is written.")
+config = ui_train.train_form()
+if config is not None:
+    st.info(ui_train.start_training(config))
+ui_train.training_panel()

@@ -1,0 +1,55 @@
+"""Attack lab: one image attacked on 2–6 models side by side, then accuracy against ε on many test images."""
+
+import streamlit as st
+
+from gradreg import explore, ui, viz, viz_explore
+
+ui.routed()
+st.title("Attack lab")
+manifest = ui.zoo()
+if not ui.usable_models():
+    st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
+    st.stop()
+default = explore.lineup(manifest) if manifest else [m["id"] for m in ui.usable_models()[:2]]
+ids = ui.model_picker("attack", default=default, label_text="Models to attack (2–6)")
+dataset = ui.common_dataset(ids)
+if len(ids) < 2:
+    st.info("Pick at least two models to compare.")
+    st.stop()
+if dataset is None:
+    st.error("The chosen models were trained on different datasets; pick models of one dataset.")
+    st.stop()
+with st.sidebar:
+    index = ui.image_picker("attack", dataset)
+
+
+@st.fragment
+def lab() -> None:
+    choice = ui.attack_controls("attack")
+    for cid in ids:
+        with ui.failures(f"Attacking {ui.short_name(cid)}"):
+            panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["eps"], choice["target"],
+                                    choice["params"], choice["saliency"])
+            st.markdown(explore.attack_summary(ui.short_name(cid), panel))
+            images, bars = st.columns([5, 2])
+            images.plotly_chart(viz_explore.attack_row(panel), width="stretch", key=f"attack.row.{cid}")
+            bars.plotly_chart(viz_explore.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")
+
+
+@st.fragment
+def curves() -> None:
+    st.subheader("Accuracy against ε")
+    left, middle, right = st.columns(3)
+    method = left.selectbox("Attack", ["fgsm", "pgd", "bim", "square"], format_func=ui.label, key="curves.method")
+    n = middle.number_input("Test images (the first N)", 16, 1000, 64, step=16, key="curves.n")
+    top = right.select_slider("Largest ε (L∞)", [0.1, 0.2, 0.3, 0.4, 0.5], value=0.3, key="curves.top")
+    epsilons = [round(top * i / 6, 4) for i in range(7)]
+    with ui.failures("Computing the curves"):
+        records = ui.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
+        st.plotly_chart(viz.accuracy_curve(records), width="stretch", key="curves.chart")
+        st.caption("Default knobs of each attack (PGD: 40 steps, random start). Every point is cached, so adding "
+                   "a model computes only its curve.")
+
+
+lab()
+curves()

@@ -1,0 +1,57 @@
+"""λ explorer: one slider over the zoo's λ grid moves every card metric, its curve against λ, and the saliency maps."""
+
+import streamlit as st
+
+from gradreg import explore, ui, viz_explore
+
+ui.routed()
+st.title("λ explorer")
+st.markdown("How strength trades for accuracy: each step of the slider is one model of the zoo, trained with "
+            "λ_eff · mean‖∇ₓ CE‖² added to its loss. The numbers come from the zoo's cards (white-box attacks "
+            "on the model itself, and FGSM examples crafted on the plain model); the maps are computed live.")
+manifest = ui.zoo_or_stop()
+grid = explore.lambda_grid(manifest)
+sweepable = {name: lams for name, lams in grid.items() if len(lams) > 1}
+single = [f"{ui.label(name)} (λ = {lams[0]:g})" for name, lams in grid.items() if len(lams) == 1]
+if not sweepable:
+    st.info("The zoo holds no regularizer at more than one λ. Build a sweep with `python -m gradreg zoo`.")
+    st.stop()
+regularizer = st.segmented_control("Regularizer", list(sweepable), default=next(iter(sweepable)), required=True,
+                                   format_func=ui.label, key="lambda.regularizer")
+if single:
+    st.caption(f"The zoo has a single λ for {', '.join(single)}: no sweep; compare them in the Attack lab.")
+dataset, reference = manifest["dataset"], explore.reference_entry(manifest)
+digits = ui.digits_picker("lambda", dataset)
+sweep_ids = [r["id"] for r in explore.lambda_sweep(manifest, regularizer, 0.1)]
+with ui.failures("Computing the saliency maps"):
+    ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
+
+
+@st.fragment
+def explorer() -> None:
+    left, right = st.columns(2)
+    lams = sweepable[regularizer]
+    lam = left.select_slider("λ_eff (log scale: one step per zoo model)", lams, value=lams[len(lams) // 2],
+                             format_func=lambda v: f"{v:g}", key=f"lambda.lam.{regularizer}")
+    epsilons = explore.card_epsilons(manifest)
+    eps = right.select_slider("ε of the attacks (L∞, pixel units)", epsilons, format_func=lambda v: f"{v:g}",
+                              value=min(epsilons, key=lambda e: abs(e - 0.1)), key="lambda.eps")
+    sweep = explore.lambda_sweep(manifest, regularizer, eps)
+    row = next(r for r in sweep if r["lam"] == lam)
+    base = explore.card_values(reference["card"], eps) if reference else None
+    ui.card_metrics(row, base)
+    chart, maps = st.columns(2)
+    chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base), width="stretch",
+                       key="lambda.sweep")
+    chart.caption("Dotted: the plain model. Black line: the current λ. Accuracies on the zoo's first "
+                  f"{manifest.get('n_eval', '?')} test images.")
+    if not digits:
+        maps.info("Pick at least one digit to see its input gradients.")
+        return
+    with maps, ui.failures("Computing the saliency maps"):
+        rows = ({"plain": reference["id"]} if reference else {}) | {f"λ = {lam:g}": row["id"]}
+        st.plotly_chart(ui.map_figure(rows, dataset, digits), width="stretch", key="lambda.maps")
+        st.caption("Input gradients ∇ₓ log p of the predicted class; red raises it, blue lowers it.")
+
+
+explorer()

@@ -1,0 +1,46 @@
+"""Saliency compare: methods × models on chosen digits, the saliency metrics, and the randomization sanity check."""
+
+import streamlit as st
+
+from gradreg import explore, ui, viz_explore
+
+ui.routed()
+st.title("Saliency compare")
+manifest = ui.zoo()
+if not ui.usable_models():
+    st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
+    st.stop()
+default = explore.lineup(manifest, count=3) if manifest else [m["id"] for m in ui.usable_models()[:2]]
+ids = ui.model_picker("saliency", default=default, max_selections=4, label_text="Models (1–4)")
+dataset = ui.common_dataset(ids)
+if dataset is None:
+    st.info("Pick one to four models trained on the same dataset.")
+    st.stop()
+methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
+                         default=["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"])
+digits = ui.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
+shared = st.toggle("One colour scale per method across models", value=True, key="saliency.shared")
+if methods and digits:
+    with ui.failures("Computing the maps"):
+        for index, figure in zip(digits, ui.compare_figures(ids, methods, dataset, digits, shared_scale=shared)):
+            st.plotly_chart(figure, width="stretch", key=f"saliency.grid.{index}")
+    st.caption("Signed maps for the predicted class: red raises it, blue lowers it. Hover for raw values.")
+else:
+    st.info("Pick at least one method and one digit.")
+
+st.subheader("Metrics")
+n = st.number_input("Test images for the metrics (the first N)", 8, 256, 16, step=8, key="saliency.n")
+if methods and st.toggle("Compute the metrics table", value=False, key="saliency.metrics"):
+    with ui.failures("Computing the metrics"):
+        st.dataframe(ui.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
+    st.caption("Means over the images. Lower total variation = smoother; stroke mass vs stroke fraction = how much "
+               "attribution sits on the digit; deletion AUC lower and insertion AUC higher = more faithful; "
+               "randomization similarity lower = the map depends on the learned weights (Adebayo et al. 2018).")
+
+st.subheader("Randomization sanity check")
+method = st.selectbox("Method", methods or ui.saliency_methods(), format_func=ui.label, key="saliency.random")
+if digits:
+    with ui.failures("The randomization check"):
+        st.plotly_chart(viz_explore.randomization_curves(ui.randomization_table(ids, dataset, digits, method)),
+                        width="stretch", key="saliency.randomization")
+    st.caption("Layers are re-initialized from the output down; a sound method's maps should decorrelate quickly.")
