@@ -1,36 +1,213 @@
-"""AppTest smoke tests: every page runs without an exception and shows its key elements."""
+"""AppTest: every page runs without an exception, shows its key elements, and reacts to its widgets.
+
+The app reads a tiny zoo built once per session on synthetic data (``GRADREG_ZOO_DIR``) and a per-test user
+directory (``GRADREG_CHECKPOINT_DIR``); nothing here trains on MNIST.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
+
+from gradreg.attacks import ATTACKS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tiny_zoo(root: Path) -> Path:
+    """Five small_cnn models on synthetic data (plain, grad_y at λ 0.1/1/10, FGSM-AT) with their cards."""
+    from gradreg.zoo import build_zoo, zoo_configs
+
+    if not (root / "manifest.json").is_file():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 8× faster than 2 threads on a loaded 2-core machine
+        try:
+            configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(0.1, 1.0, 10.0))
+            build_zoo({k: c for k, c in configs.items() if k in ("plain", "grad_y_0.1", "grad_y_1", "grad_y_10",
+                                                                  "fgsm_at")}, out=root, n_eval=32)
+        finally:
+            torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory) -> Path:
+    return _tiny_zoo(tmp_path_factory.getbasetemp() / "tiny_zoo")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    """gradreg.ui sets one intra-op thread for the app's process; give the rest of the test run its default back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
-def app(monkeypatch, tiny_ckpt_dir):
-    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tiny_ckpt_dir))
+def app(monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
     monkeypatch.chdir(ROOT)
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
 
 
-def test_home(app):
+def _open(app: AppTest, page: str) -> AppTest:
     app.run()
-    assert not app.exception
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def _charts(app: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in app.metric}
+
+
+def test_home_shows_the_comparison_and_the_models(app):
+    _open(app, "pages/home.py")
     assert app.title[0].value.startswith("gradreg")
-    assert int(app.metric[0].value) >= 1
+    assert any(s.value == "Models available: 5" for s in app.subheader)
+    (figure,) = _charts(app)
+    assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
+    assert len(app.get("page_link")) == 5
+
+
+def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tmp_path / "empty"))
+    for page in ("pages/home.py", "pages/lambda_explorer.py", "pages/attack_lab.py", "pages/saliency_compare.py"):
+        _open(app, page)
+        assert app.info, page
+        assert not app.error, page
+
+
+def test_lambda_slider_updates_metrics_chart_and_maps(app):
+    _open(app, "pages/lambda_explorer.py")
+    slider = app.select_slider(key="lambda.lam.grad_y")
+    assert slider.options == ["0.1", "1", "10"]
+    before, charts_before = _metrics(app), _charts(app)
+    assert set(before) >= {"Clean accuracy", "FGSM white-box", "PGD white-box", "FGSM from plain", "Confidence"}
+    slider.set_value(10.0).run()
+    assert not app.exception
+    after, charts_after = _metrics(app), _charts(app)
+    assert after != before, "moving λ changed no metric"
+    assert charts_after[0]["layout"]["shapes"][-1]["x0"] == 10.0, "the sweep marks the current λ"
+    assert charts_after[1] != charts_before[1], "the saliency maps follow λ"
+    app.select_slider(key="lambda.eps").set_value(0.3).run()
+    assert not app.exception
+    assert _metrics(app)["PGD white-box"] != after["PGD white-box"] or _metrics(app) != after
+
+
+def test_attack_lab_panels_follow_eps(app):
+    _open(app, "pages/attack_lab.py")
+    chosen = app.multiselect(key="attack.models").value
+    assert len(chosen) == 3, "plain, the showcase Grad Reg (y) model and FGSM-AT by default"
+    summaries = [m.value for m in app.markdown if "predicted" in m.value]
+    assert len(summaries) == 3
+    assert len(_charts(app)) == 2 * 3 + 1, "an image row and probability bars per model, then the ε curves"
+    app.slider(key="attack.eps.fgsm.linf").set_value(0.3).run()
+    assert not app.exception
+    assert "‖δ‖∞ = 0.300" in [m.value for m in app.markdown if "predicted" in m.value][0]
+
+
+@pytest.mark.parametrize("method", sorted(ATTACKS))
+def test_attack_lab_runs_every_attack(app, method):
+    _open(app, "pages/attack_lab.py")
+    app.multiselect(key="attack.models").set_value(app.multiselect(key="attack.models").value[:2])
+    app.selectbox(key="attack.method").set_value(method).run()
+    assert not app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert len([m for m in app.markdown if "predicted" in m.value]) == 2
+    if ATTACKS[method].targeted:
+        app.selectbox(key="attack.target").set_value(7).run()
+        assert "target 7" in [m.value for m in app.markdown if "predicted" in m.value][0]
+
+
+def test_attack_lab_asks_for_two_models(app):
+    _open(app, "pages/attack_lab.py")
+    app.multiselect(key="attack.models").set_value(app.multiselect(key="attack.models").value[:1]).run()
+    assert not app.exception
+    assert any("two models" in i.value for i in app.info)
+
+
+def test_saliency_compare_grid_scale_metrics_and_randomization(app):
+    _open(app, "pages/saliency_compare.py")
+    charts = _charts(app)
+    assert len(charts) == 3 + 1, "one grid per digit (0, 3, 7) and the randomization curves"
+    assert len(charts[0]["data"]) == 1 + 5 * 3, "the digit, then 5 methods × 3 models"
+    app.toggle(key="saliency.shared").set_value(False).run()
+    assert not app.exception
+    assert _charts(app)[0] != charts[0], "the colour scale changes"
+    app.multiselect(key="saliency.methods").set_value(["input_gradient"])
+    app.number_input(key="saliency.n").set_value(8)
+    app.toggle(key="saliency.metrics").set_value(True).run()
+    assert not app.exception
+    (table,) = app.dataframe
+    assert len(table.value) == 3 and "total_variation" in table.value.columns
+
+
+def _wait_for(app: AppTest, predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+        if predicate(app):
+            return
+        time.sleep(0.3)
+    raise AssertionError("timed out waiting for the training panel")
+
+
+def _submit(app: AppTest, *, epochs: int, n_train: int = 100) -> None:
+    app.selectbox(key="train.dataset").set_value("synthetic")
+    app.number_input(key="train.epochs").set_value(epochs)
+    app.number_input(key="train.n_train").set_value(n_train)
+    app.button[0].click().run()
+
+
+def test_training_runs_in_the_background_and_shows_everywhere(app):
+    _open(app, "pages/train.py")
+    _submit(app, epochs=1)
+    _wait_for(app, lambda a: any("Test accuracy" in s.value for s in a.success))
+    assert app.get("plotly_chart"), "the loss and accuracy curves"
+    app.switch_page("pages/models.py").run()
+    assert any("(yours)" in row for row in app.dataframe[0].value["model"])
+    app.switch_page("pages/train.py").run()
+    _submit(app, epochs=1)
+    assert any("Already trained" in i.value for i in app.info)
+
+
+def test_stop_button_stops_a_run(app):
+    _open(app, "pages/train.py")
+    _submit(app, epochs=50, n_train=500)
+    _wait_for(app, lambda a: any(b.label == "Stop" for b in a.button))
+    next(b for b in app.button if b.label == "Stop").click().run()
+    _wait_for(app, lambda a: any("nothing was saved" in w.value for w in a.warning))
+
+
+def test_train_refuses_long_runs(app, monkeypatch):
+    monkeypatch.setenv("GRADREG_MAX_TRAIN_SECONDS", "0.001")
+    _open(app, "pages/train.py")
+    app.button[0].click().run()
+    assert not app.exception
+    assert any("limit" in e.value for e in app.error)
 
 
 def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, monkeypatch):
+    user = tmp_path / "mine"
+    user.mkdir()
     for f in tiny_ckpt_dir.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    (tmp_path / "evil.pt").write_bytes(b"\x80\x04junk")
-    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path))
-    app.switch_page("pages/models.py").run()
-    assert not app.exception
+        (user / f.name).write_bytes(f.read_bytes())
+    (user / "evil.pt").write_bytes(b"\x80\x04junk")
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(user))
+    _open(app, "pages/models.py")
     assert app.title[0].value == "Models & data"
     assert any("evil.pt" in w.value for w in app.warning)
     assert len(app.dataframe) == 2
+    assert len(app.dataframe[0].value) == 6, "five zoo models and the user's one"
