@@ -165,13 +165,13 @@ def attack_panel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: 
             "linf": float(delta.abs().max()), "l2": float(delta.norm()), "l0": float((delta != 0).sum())}
 
 
-def eps_range(method: str, norm: str = "linf") -> tuple[str, float, float]:
-    """What ε means for ``method`` as (slider title, largest sensible value, default), pixel units of [0, 1]."""
+def eps_range(method: str, norm: str = "linf") -> tuple[str, float, float, float]:
+    """What ε means for ``method``: (slider title, largest sensible value, default, step), pixel units of [0, 1]."""
     if method == "iterated_tgsm":
-        return "step size ε per step (no ε-ball)", 0.3, 0.1
+        return "step size ε per step (no ε-ball)", 0.3, 0.1, 0.01
     if method == "jsma":
-        return "θ, per-pixel increase", 1.0, 1.0
-    return ("ε, L2 radius", 5.0, 1.0) if norm == "l2" else ("ε, L∞ radius", 0.5, 0.1)
+        return "θ, per-pixel increase", 1.0, 1.0, 0.05
+    return ("ε, L2 radius", 5.0, 1.0, 0.05) if norm == "l2" else ("ε, L∞ radius", 0.5, 0.1, 0.01)
 
 
 def attack_summary(name: str, panel: Mapping) -> str:

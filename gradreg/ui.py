@@ -317,8 +317,8 @@ def attack_controls(key: str) -> dict:
         for name, default in spec.params.items():
             params[name] = _knob(f"{key}.{method}.{name}", name, default)
     norm = params.get("norm", spec.norm)
-    title, high, value = explore.eps_range(method, norm)
-    eps = middle.slider(title, 0.0, high, value, step=high / 100, key=f"{key}.eps.{method}.{norm}")
+    title, high, value, step = explore.eps_range(method, norm)
+    eps = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")
     target = None
     if spec.targeted:
         target = right.selectbox("Target", [*explore.TARGET_NAMES, *range(10)], format_func=
@@ -380,8 +380,9 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
     """Per digit, a methods × models grid of maps (first column: the digit)."""
     x, _ = images(dataset, indices)
     maps = {m: {short_name(cid): saliency_maps(cid, dataset, indices, m) for cid in ids} for m in methods}
+    titles = [f"#{i} (label {k})" for i, k in zip(indices, images(dataset, indices)[1])]
     return [viz_explore.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()} for m, row in maps.items()},
-                                    shared_scale=shared_scale) for j in range(len(indices))]
+                                    shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]
 
 
 def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:

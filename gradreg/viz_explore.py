@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from gradreg.viz import SIGNED_SCALE, clip_level
+from gradreg.viz import SIGNED_SCALE, accuracy_curve, clip_level
 
 GAP = 0.012  # fraction of the figure between panels
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")  # Okabe–Ito, colour-blind safe
@@ -94,7 +94,7 @@ def map_grid(images: np.ndarray, maps: Mapping[str, np.ndarray], *, shared_scale
 
 
 def method_grid(image: np.ndarray, maps: Mapping[str, Mapping[str, np.ndarray]], *, shared_scale: bool = True,
-                cell_px: int = 130) -> go.Figure:
+                image_title: str = "input", cell_px: int = 115) -> go.Figure:
     """One digit: rows = methods, columns = the digit then the models.
 
     Args:
@@ -109,7 +109,7 @@ def method_grid(image: np.ndarray, maps: Mapping[str, Mapping[str, np.ndarray]],
         cells.append([{"z": image, "kind": "gray", "name": "input"} if r == 0 else None]
                      + [{"z": maps[method][name], "kind": "signed", "level": level, "name": f"{name} · {method}"}
                         for name in models])
-    return image_grid(cells, row_titles=methods, column_titles=["input", *models], cell_px=cell_px)
+    return image_grid(cells, row_titles=methods, column_titles=[image_title, *models], cell_px=cell_px)
 
 
 def attack_row(panel: Mapping[str, object], *, cell_px: int = 150) -> go.Figure:
@@ -178,6 +178,11 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
     layout |= {"shapes": shapes, "height": height, "margin": {"l": 60, "r": 10, "t": 30, "b": 40},
                "legend": {"orientation": "h", "y": 1.06, "x": 0}, "hovermode": "closest"}
     return go.Figure({"data": data, "layout": layout})
+
+
+def accuracy_curves(records: Sequence[Mapping[str, object]], *, height: int = 360) -> go.Figure:
+    """``gradreg.viz.accuracy_curve`` (accuracy against ε, one line per model) with compact margins."""
+    return accuracy_curve(records).update_layout(height=height, margin={"l": 50, "r": 10, "t": 20, "b": 40})
 
 
 def randomization_curves(records: Mapping[str, Sequence[Mapping[str, object]]]) -> go.Figure:

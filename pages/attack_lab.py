@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz, viz_explore
+from gradreg import explore, ui, viz_explore
 
 ui.routed()
 st.title("Attack lab")
@@ -46,7 +46,7 @@ def curves() -> None:
     epsilons = [round(top * i / 6, 4) for i in range(7)]
     with ui.failures("Computing the curves"):
         records = ui.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
-        st.plotly_chart(viz.accuracy_curve(records), width="stretch", key="curves.chart")
+        st.plotly_chart(viz_explore.accuracy_curves(records), width="stretch", key="curves.chart")
         st.caption("Default knobs of each attack (PGD: 40 steps, random start). Every point is cached, so adding "
                    "a model computes only its curve.")
 
