@@ -6,23 +6,13 @@ Bad arguments exit with code 2 and a message that lists the valid choices (argpa
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import fields
 from typing import Sequence
 
 from gradreg import cli_attack, cli_zoo
+from gradreg.cli_args import nonnegative_float, positive_int
 from gradreg.config import ACTIVATIONS, DEFENCES, DEVICES, LR_SCHEDULES, TrainConfig
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -36,19 +26,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=sorted(MODELS), default=d.model)
     p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation)
     p.add_argument("--regularizer", choices=sorted(REGULARIZERS), default=d.regularizer)
-    p.add_argument("--lam", type=_finite_float, default=d.lam, help="λ_eff (per-example mean convention)")
-    p.add_argument("--lam-authors", type=_finite_float, default=None,
+    p.add_argument("--lam", type=nonnegative_float, default=d.lam, help="λ_eff (per-example mean convention)")
+    p.add_argument("--lam-authors", type=nonnegative_float, default=None,
                    help="the authors' TensorFlow λ at batch 256; converted to λ_eff = λ/512 (overrides --lam)")
     p.add_argument("--defence", choices=DEFENCES, default=d.defence)
-    p.add_argument("--adv-eps", type=_finite_float, default=d.adv_eps)
-    p.add_argument("--adv-steps", type=int, default=d.adv_steps)
-    p.add_argument("--temperature", type=_finite_float, default=d.temperature)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=_finite_float, default=d.lr)
+    p.add_argument("--adv-eps", type=nonnegative_float, default=d.adv_eps)
+    p.add_argument("--adv-steps", type=positive_int, default=d.adv_steps)
+    p.add_argument("--temperature", type=nonnegative_float, default=d.temperature)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=nonnegative_float, default=d.lr)
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--n-train", type=int, default=None)
+    p.add_argument("--n-train", type=positive_int, default=None)
     p.add_argument("--device", choices=DEVICES, default=d.device)
     p.add_argument("--out", default=None, help="checkpoint directory (default: $GRADREG_CHECKPOINT_DIR or cache)")
     p.add_argument("--retrain", action="store_true", help="train even if this config's checkpoint exists")

@@ -9,39 +9,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 
 from gradreg.attacks import ATTACKS, NORMS, TARGETS
+from gradreg.cli_args import nonnegative_float, positive_int
 
 KNOBS = ("steps", "step_size", "norm", "restarts", "random_start", "queries", "gamma", "p_init")
 
 
-def _eps(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n", type=_count, default=256, help="the first N test images (paper: 256)")
+    p.add_argument("--n", type=positive_int, default=256, help="the first N test images (paper: 256)")
     p.add_argument("--dataset", default=None, help="default: the (first) checkpoint's dataset")
     p.add_argument("--split", choices=("test", "val", "train"), default="test")
-    p.add_argument("--batch-size", type=_count, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--csv", default=None, help="write the records to this CSV file")
@@ -50,17 +30,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=sorted(ATTACKS), required=True)
-    p.add_argument("--eps", type=_eps, nargs="+", required=True,
+    p.add_argument("--eps", type=nonnegative_float, nargs="+", required=True,
                    help="radii in pixel units of [0, 1] images (iterated_tgsm: per-step size; jsma: θ)")
     p.add_argument("--target", choices=TARGETS, default=None, help="targeted attacks only (default: next)")
-    p.add_argument("--steps", type=_count, default=None)
-    p.add_argument("--step-size", type=_eps, default=None)
+    p.add_argument("--steps", type=positive_int, default=None)
+    p.add_argument("--step-size", type=nonnegative_float, default=None)
     p.add_argument("--norm", choices=NORMS, default=None)
-    p.add_argument("--restarts", type=_count, default=None)
+    p.add_argument("--restarts", type=positive_int, default=None)
     p.add_argument("--no-random-start", dest="random_start", action="store_false", default=None)
-    p.add_argument("--queries", type=_count, default=None, help="square: model evaluations per image")
-    p.add_argument("--gamma", type=_eps, default=None, help="jsma: max fraction of pixels changed")
-    p.add_argument("--p-init", type=_eps, default=None, help="square: initial square size (fraction of pixels)")
+    p.add_argument("--queries", type=positive_int, default=None, help="square: model evaluations per image")
+    p.add_argument("--gamma", type=nonnegative_float, default=None, help="jsma: max fraction of pixels changed")
+    p.add_argument("--p-init", type=nonnegative_float, default=None, help="square: initial square size (fraction of pixels)")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -76,11 +56,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("masking", help="gradient-masking checks of one checkpoint, each with a verdict")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--source", default=None, help="another checkpoint for the white-box vs transfer check")
-    p.add_argument("--eps", type=_eps, nargs="+", default=[0.1, 0.2, 0.3])
-    p.add_argument("--large-eps", type=_eps, default=0.5)
-    p.add_argument("--steps", type=_count, default=40, help="PGD steps")
-    p.add_argument("--queries", type=_count, default=1000, help="Square queries per image")
-    p.add_argument("--tolerance", type=_eps, default=0.02, help="accuracy slack of the comparisons")
+    p.add_argument("--eps", type=nonnegative_float, nargs="+", default=[0.1, 0.2, 0.3])
+    p.add_argument("--large-eps", type=nonnegative_float, default=0.5)
+    p.add_argument("--steps", type=positive_int, default=40, help="PGD steps")
+    p.add_argument("--queries", type=positive_int, default=1000, help="Square queries per image")
+    p.add_argument("--tolerance", type=nonnegative_float, default=0.02, help="accuracy slack of the comparisons")
     _add_common(p)
 
 

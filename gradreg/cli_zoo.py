@@ -6,6 +6,7 @@ import argparse
 import time
 
 from gradreg import checkpoints
+from gradreg.cli_args import nonnegative_float, positive_int
 from gradreg.zoo import LAMBDA_GRID, build_zoo, zoo_configs
 
 
@@ -14,11 +15,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="train (or load) the default model set, compute cards, write manifest.json")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--model", default="small_cnn")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=positive_int, default=2)
     p.add_argument("--n-train", type=int, default=30000, help="training images per model (0: all)")
-    p.add_argument("--lams", type=float, nargs="+", default=list(LAMBDA_GRID), help="Grad Reg (y) λ_eff grid")
+    p.add_argument("--lams", type=nonnegative_float, nargs="+", default=list(LAMBDA_GRID), help="Grad Reg (y) λ_eff grid")
     p.add_argument("--only", nargs="+", default=None, help="train only these entries (names as listed by --dry-run)")
-    p.add_argument("--n-eval", type=int, default=256, help="test images for the cards (paper: first 256)")
+    p.add_argument("--n-eval", type=positive_int, default=256, help="test images for the cards (paper: first 256)")
     p.add_argument("--out", default=str(checkpoints.SHIPPED_DIR))
     p.add_argument("--dry-run", action="store_true", help="list the entries and their ids, train nothing")
 
