@@ -35,9 +35,11 @@ def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | P
 
     Returns:
         ``[{"id", "name", "source", "path", "ok", "reason", "complete", "test_accuracy", "card", **config}]``:
-        user models first, then the zoo's (named as in the manifest); unusable files have ``ok=False`` and a reason.
+        user models first, then the zoo's in manifest order (named as there), then other files of the zoo
+        directory; unusable files have ``ok=False`` and a reason.
     """
     entries = {entry["id"]: entry for entry in (manifest or {}).get("models", [])}
+    order = {checkpoint_id: i for i, checkpoint_id in enumerate(entries)}  # the zoo's own order: plain, λ grid…
     rows, seen = [], set()
     for source, root in (("user", Path(user_root)), ("zoo", Path(zoo_root))):
         for info in checkpoints.list_checkpoints(root):
@@ -49,7 +51,7 @@ def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | P
                    "ok": info.ok, "reason": info.reason, "complete": info.complete,
                    "test_accuracy": info.metrics.get("test_accuracy"), "card": entry.get("card")}
             rows.append(row | (info.config.to_dict() if info.config is not None else {}))
-    return rows
+    return sorted(rows, key=lambda r: (r["source"] != "user", order.get(r["id"], len(order))))
 
 
 def card_values(card: Mapping, eps: float) -> dict[str, float | None]:

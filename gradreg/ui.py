@@ -1,7 +1,6 @@
-"""Streamlit glue: with ``gradreg.ui_train`` (training), the only gradreg modules that import streamlit.
-
-Cached loaders and computations keyed by primitives (ids, numbers), shared widgets that return plain values, and
-human labels. Models cached here are shared by every session and thread, so they are frozen and in eval mode.
+"""Streamlit glue: cached loaders and computations keyed by primitives (ids, numbers), human labels, and the page
+frame. With ``gradreg.ui_widgets`` (shared widgets) and ``gradreg.ui_train`` (training) the only gradreg modules
+that import streamlit. Models cached here are shared by every session and thread, so they are frozen and in eval mode.
 The pretrained zoo is read from ``$GRADREG_ZOO_DIR`` (default: the shipped ``checkpoints/``), models trained in the
 app go to ``$GRADREG_CHECKPOINT_DIR``.
 """
@@ -18,7 +17,6 @@ import streamlit as st
 import torch
 
 from gradreg import checkpoints, explore, viz, viz_explore
-from gradreg.attacks import ATTACKS, NORMS
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
 from gradreg.evaluate import robust_accuracy
 from gradreg.saliency import SALIENCY_METHODS
@@ -39,7 +37,6 @@ LABELS = {
     "deeplift": "DeepLIFT", "occlusion": "Occlusion", "gradcam": "Grad-CAM",
     "next": "next class (y + 1) mod K", "least_likely": "least likely class", "random": "random other class",
 }
-KNOB_LIMITS = {"steps": 200, "restarts": 10, "queries": 5000}
 
 
 def enter_page() -> None:
@@ -145,16 +142,6 @@ def describe(row: dict) -> str:
     return " · ".join(p for p in parts if p != "None") + ("" if row["source"] == "zoo" else " (yours)")
 
 
-def show_models(rows: list[dict], *, height: int | None = None) -> None:
-    """A table of models: label, where it comes from, test accuracy, and the card's FGSM accuracy at ε = 0.1."""
-    table = [{"model": describe(m), "source": m["source"], "test accuracy": m["test_accuracy"],
-              "FGSM ε=0.1": explore.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
-              "epochs": m["epochs"], "dataset": m["dataset"], "id": m["id"]} for m in rows]
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, width="stretch", hide_index=True, height=height or "auto",
-                 column_config={"test accuracy": percent, "FGSM ε=0.1": percent})
-
-
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _load(path: str, stamp: int) -> torch.nn.Module:
     return checkpoints.load(path).build(frozen=True)
@@ -172,6 +159,10 @@ def load_model(checkpoint_id: str) -> torch.nn.Module:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _test_set(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
     return load_dataset(dataset, "test").tensors  # shared read-only; callers index, never write
+
+
+def test_size(dataset: str) -> int:
+    return len(_test_set(dataset)[1])
 
 
 def test_batch(dataset: str, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,23 +224,9 @@ def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, eps:
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def _robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
+def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
     x, y = test_batch(dataset, tuple(range(n)))
     return robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], **dict(params))[0]["accuracy"]
-
-
-def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
-    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
-    every point is cached on its own, so adding a model or an ε computes only what is new."""
-    bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
-    names = {m["id"]: describe(m) for m in usable_models()}
-    for i, cid in enumerate(ids):
-        for j, eps in enumerate(epsilons):
-            records.append({"model": names.get(cid, cid), "eps": eps,
-                            "accuracy": _robust_point(cid, dataset, n, method, eps, params)})
-            bar.progress((i * len(epsilons) + j + 1) / total, text=f"{names.get(cid, cid)} · ε = {eps:g}")
-    bar.empty()
-    return records
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -269,100 +246,9 @@ def randomization_table(ids: list[str], dataset: str, indices: tuple[int, ...], 
     return {short_name(cid): randomization(cid, dataset, indices, method) for cid in ids}
 
 
-def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
-                 label_text: str = "Models") -> list[str]:
-    """A multiselect of usable models (of ``dataset``, if given); returns checkpoint ids."""
-    rows = usable_models(dataset)
-    names = {m["id"]: describe(m) for m in rows}
-    chosen = [cid for cid in default if cid in names][:max_selections]
-    return st.multiselect(label_text, list(names), default=chosen, format_func=names.get,
-                          max_selections=max_selections, key=f"{key}.models")
-
-
-def image_picker(key: str, dataset: str) -> int:
-    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index."""
-    classes = gallery(dataset)
-    mode = st.segmented_control("Choose the image", ["gallery", "index"], default="gallery", required=True,
-                                key=f"{key}.mode", format_func=str.capitalize)
-    if mode == "index":
-        return int(st.number_input("Test index", 0, len(_test_set(dataset)[1]) - 1, 0, key=f"{key}.index"))
-    digit = st.segmented_control("Class", list(classes), default=next(iter(classes)), required=True,
-                                 key=f"{key}.class")
-    choices = classes[digit]
-    x, _ = images(dataset, tuple(choices))
-    st.image(explore.thumbnail_strip(x), width="stretch")
-    position = st.segmented_control("Example", list(range(len(choices))), default=0, required=True,
-                                    format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
-    return choices[position]
-
-
-def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> tuple[int, ...]:
-    """Several digits: the ``example``-th test image of each chosen class; returns test indices."""
-    classes = gallery(dataset)
-    left, right = st.columns([4, 1])
-    chosen = left.pills("Digits (one per class)", list(classes), selection_mode="multi", key=f"{key}.classes",
-                        default=[k for k in default_classes if k in classes])
-    example = right.number_input("Example #", 1, min(len(v) for v in classes.values()), 1, key=f"{key}.example")
-    return tuple(classes[k][example - 1] for k in sorted(chosen))
-
-
-def attack_controls(key: str) -> dict:
-    """Attack, ε, target, the attack's own knobs and the saliency method shown; returns ``{"method", "eps", "target",
-    "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
-    left, middle, right, last = st.columns([2, 3, 2, 2])
-    method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
-    saliency = last.selectbox("Saliency method", saliency_methods(), format_func=label, key=f"{key}.saliency")
-    spec, params = ATTACKS[method], {}
-    with st.expander(f"{label(method)} settings"):
-        for name, default in spec.params.items():
-            params[name] = _knob(f"{key}.{method}.{name}", name, default)
-    norm = params.get("norm", spec.norm)
-    title, high, value, step = explore.eps_range(method, norm)
-    eps = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")
-    target = None
-    if spec.targeted:
-        target = right.selectbox("Target", [*explore.TARGET_NAMES, *range(10)], format_func=
-                                 lambda t: label(t) if isinstance(t, str) else f"class {t}", key=f"{key}.target")
-    return {"method": method, "eps": float(eps), "target": target, "saliency": saliency,
-            "params": tuple(sorted((k, v) for k, v in params.items() if v is not None))}
-
-
-def _knob(key: str, name: str, default: object) -> object:
-    """One attack knob as a widget chosen by its default's type (None: automatic, not shown)."""
-    if name == "norm":
-        return st.selectbox("Norm", NORMS, index=NORMS.index(default), key=key)
-    if isinstance(default, bool):
-        return st.checkbox(name.replace("_", " "), value=default, key=key)
-    if isinstance(default, int):
-        return int(st.number_input(name, 1, KNOB_LIMITS.get(name, 1000), default, key=key))
-    if isinstance(default, float):
-        return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
-    return None
-
-
 @st.cache_data(show_spinner=False, ttl=600)
 def datasets() -> list[dict]:
     return dataset_status()
-
-
-CARD_METRICS = (("clean", "Clean accuracy"), ("fgsm", "FGSM white-box"), ("pgd", "PGD white-box"),
-                ("transfer_fgsm", "FGSM from plain"), ("grad_norm", "Mean ‖∇ₓ CE‖₂"), ("max_prob", "Confidence"))
-
-
-def card_metrics(values: dict, reference: dict | None) -> None:
-    """One ``st.metric`` per card number, with the difference to the plain model."""
-    for column, (key, title) in zip(st.columns(len(CARD_METRICS)), CARD_METRICS):
-        value, base = values.get(key), (reference or {}).get(key)
-        if value is None:
-            column.metric(title, "n/a")
-        elif key == "grad_norm":
-            ratio = f"×{value / base:.2g} vs plain" if base else None
-            column.metric(title, f"{value:.3g}", ratio, delta_color="off", help="Mean input-gradient norm")
-        else:
-            delta = f"{(value - base) * 100:+.1f} pts vs plain" if base is not None else None
-            confidence = key == "max_prob"  # lower is not worse: the paper's GR models are less over-confident
-            column.metric(title, f"{value:.1%}", delta, delta_color="off" if confidence else "normal",
-                          help="Mean max probability" if confidence else None)
 
 
 def common_dataset(ids: list[str]) -> str | None:
@@ -383,15 +269,3 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
     titles = [f"#{i} (label {k})" for i, k in zip(indices, images(dataset, indices)[1])]
     return [viz_explore.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()} for m, row in maps.items()},
                                     shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]
-
-
-def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
-    """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
-    bar, records = st.progress(0.0, text="saliency metrics"), []
-    pairs = [(cid, m) for cid in ids for m in methods]
-    for i, (cid, method) in enumerate(pairs):
-        bar.progress(i / len(pairs), text=f"{short_name(cid)} · {label(method)}")
-        records.append({"model": short_name(cid), "method": label(method),
-                        **saliency_metrics(cid, dataset, n, method)})
-    bar.empty()
-    return records

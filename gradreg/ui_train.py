@@ -1,7 +1,7 @@
 """Streamlit glue for training in the app: the settings form, background runs, and their live progress panel.
 
-Split from ``gradreg.ui`` (which keeps the caches and the shared widgets) to keep both modules short; these are
-the only two gradreg modules that import streamlit. A run happens in a ``explore.TrainingJob`` thread shared by
+Split from ``gradreg.ui`` (caches, loaders, labels) and ``gradreg.ui_widgets`` (shared widgets) by concept; these
+three are the only gradreg modules that import streamlit. A run happens in a ``explore.TrainingJob`` thread shared by
 every session, so leaving the page does not stop it, the Stop button does, and the saved model appears on every
 page as soon as it is written.
 """

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz_explore
+from gradreg import explore, ui, ui_widgets, viz_explore
 
 ui.routed()
 st.title("λ explorer")
@@ -21,7 +21,7 @@ regularizer = st.segmented_control("Regularizer", list(sweepable), default=next(
 if single:
     st.caption(f"The zoo has a single λ for {', '.join(single)}: no sweep; compare them in the Attack lab.")
 dataset, reference = manifest["dataset"], explore.reference_entry(manifest)
-digits = ui.digits_picker("lambda", dataset)
+digits = ui_widgets.digits_picker("lambda", dataset)
 sweep_ids = [r["id"] for r in explore.lambda_sweep(manifest, regularizer, 0.1)]
 with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
@@ -39,7 +39,7 @@ def explorer() -> None:
     sweep = explore.lambda_sweep(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
     base = explore.card_values(reference["card"], eps) if reference else None
-    ui.card_metrics(row, base)
+    ui_widgets.card_metrics(row, base)
     chart, maps = st.columns(2)
     chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base), width="stretch",
                        key="lambda.sweep")
@@ -49,8 +49,10 @@ def explorer() -> None:
         maps.info("Pick at least one digit to see its input gradients.")
         return
     with maps, ui.failures("Computing the saliency maps"):
+        shared = st.toggle("One colour scale per digit (compare magnitudes)", value=True, key="lambda.shared")
         rows = ({"plain": reference["id"]} if reference else {}) | {f"λ = {lam:g}": row["id"]}
-        st.plotly_chart(ui.map_figure(rows, dataset, digits), width="stretch", key="lambda.maps")
+        st.plotly_chart(ui.map_figure(rows, dataset, digits, shared_scale=shared), width="stretch",
+                        key="lambda.maps")
         st.caption("Input gradients ∇ₓ log p of the predicted class; red raises it, blue lowers it.")
 
 
