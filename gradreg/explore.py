@@ -8,7 +8,6 @@ The views follow Ross & Doshi-Velez (AAAI 2018, https://arxiv.org/abs/1711.09404
 from __future__ import annotations
 
 import threading
-import traceback
 from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -249,7 +248,7 @@ class TrainingJob:
             ckpt = checkpoints.load_or_train(self.config, root=self.root, on_epoch=self._on_epoch,
                                              on_batch=self._on_batch, stop=self._stop)
         except Exception as err:  # reported to the page as text; the thread must not die silently
-            self._update(state="failed", error=f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
+            self._update(state="failed", error=f"{type(err).__name__}: {err}")
             return
         result = {"id": ckpt.id, **ckpt.metrics}
         self._update(state="done" if ckpt.complete else "stopped", result=result)

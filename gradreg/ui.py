@@ -63,13 +63,15 @@ def label(key: str) -> str:
 
 
 @contextmanager
-def failures(what: str) -> Iterator[None]:
+def failures(what: str, *, stop: bool = False) -> Iterator[None]:
     """Show a known failure (unusable checkpoint, missing dataset, a method that does not apply) as ``st.error``
-    with its message instead of a traceback; the rest of the page still renders."""
+    with its message instead of a traceback; the rest of the page still renders, unless ``stop``."""
     try:
         yield
     except (checkpoints.CheckpointError, DatasetUnavailable, CorruptDataset, ValueError) as err:
         st.error(f"{what} failed: {err}")
+        if stop:
+            st.stop()
 
 
 def saliency_methods() -> list[str]:

@@ -136,7 +136,8 @@ def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> l
     pairs = [(cid, m) for cid in ids for m in methods]
     for i, (cid, method) in enumerate(pairs):
         bar.progress(i / len(pairs), text=f"{ui.short_name(cid)} · {ui.label(method)}")
+        values = ui.saliency_metrics(cid, dataset, n, method)
         records.append({"model": ui.short_name(cid), "method": ui.label(method),
-                        **ui.saliency_metrics(cid, dataset, n, method)})
+                        **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
     bar.empty()
     return records

@@ -19,7 +19,7 @@ if len(ids) < 2:
 if dataset is None:
     st.error("The chosen models were trained on different datasets; pick models of one dataset.")
     st.stop()
-with st.sidebar:
+with st.sidebar, ui.failures("Loading the test images", stop=True):
     index = ui_widgets.image_picker("attack", dataset)
 
 

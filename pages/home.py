@@ -29,9 +29,9 @@ if pair is None:
     st.info(f"No pretrained zoo with a plain and a Grad Reg (y) model in `{ui.zoo_dir()}`; build it with "
             "`python -m gradreg zoo` to see the comparison.")
 else:
-    dataset = manifest["dataset"]
-    digits = tuple(indices[0] for indices in ui.gallery(dataset).values())[:6]
     with ui.failures("Drawing the comparison"):
+        dataset = manifest["dataset"]
+        digits = tuple(indices[0] for indices in ui.gallery(dataset).values())[:6]
         st.plotly_chart(ui.showcase_figure(ui.signature(), dataset, digits), width="stretch", key="home.maps")
         st.caption(f"∇ₓ log p of the predicted class for the same test digits: `{pair[0]['name']}` (no penalty) "
                    f"vs `{pair[1]['name']}` (λ_eff = {pair[1]['config']['lam']:g}). Red raises the class score, "

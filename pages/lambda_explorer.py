@@ -21,7 +21,8 @@ regularizer = st.segmented_control("Regularizer", list(sweepable), default=next(
 if single:
     st.caption(f"The zoo has a single λ for {', '.join(single)}: no sweep; compare them in the Attack lab.")
 dataset, reference = manifest["dataset"], explore.reference_entry(manifest)
-digits = ui_widgets.digits_picker("lambda", dataset)
+with ui.failures("Loading the test images", stop=True):
+    digits = ui_widgets.digits_picker("lambda", dataset)
 sweep_ids = [r["id"] for r in explore.lambda_sweep(manifest, regularizer, 0.1)]
 with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)

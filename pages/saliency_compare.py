@@ -18,7 +18,8 @@ if dataset is None:
     st.stop()
 methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
                          default=["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"])
-digits = ui_widgets.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
+with ui.failures("Loading the test images", stop=True):
+    digits = ui_widgets.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
 shared = st.toggle("One colour scale per method across models", value=True, key="saliency.shared")
 if methods and digits:
     with ui.failures("Computing the maps"):

@@ -88,6 +88,23 @@ def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
         assert not app.error, page
 
 
+def test_broken_zoo_files_give_messages_not_tracebacks(app, monkeypatch, tiny_zoo, tmp_path):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for f in tiny_zoo.iterdir():
+        if "lam10" not in f.name:  # the manifest still lists the λ = 10 model, whose file is gone
+            (zoo / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(zoo))
+    _open(app, "pages/lambda_explorer.py")
+    assert any("no checkpoint" in e.value for e in app.error)
+    app.select_slider(key="lambda.lam.grad_y").set_value(1.0).run()
+    assert not app.exception
+    (zoo / "manifest.json").write_text("{not json")
+    for page in ("pages/home.py", "pages/lambda_explorer.py"):
+        _open(app, page)
+    assert any("cannot be read" in e.value for e in app.error)
+
+
 def test_lambda_slider_updates_metrics_chart_and_maps(app):
     _open(app, "pages/lambda_explorer.py")
     slider = app.select_slider(key="lambda.lam.grad_y")
@@ -150,7 +167,7 @@ def test_saliency_compare_grid_scale_metrics_and_randomization(app):
     app.toggle(key="saliency.metrics").set_value(True).run()
     assert not app.exception
     (table,) = app.dataframe
-    assert len(table.value) == 3 and "total_variation" in table.value.columns
+    assert len(table.value) == 3 and "total variation" in table.value.columns
 
 
 def _wait_for(app: AppTest, predicate, timeout: float = 60) -> None:
