@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from gradreg import cli_attack, cli_zoo
+from gradreg import cli_attack, cli_reproduce, cli_zoo
 from gradreg.cli_args import nonnegative_float, positive_int
 from gradreg.config import ACTIVATIONS, DEFENCES, DEVICES, LR_SCHEDULES, TrainConfig
 
@@ -114,7 +114,8 @@ def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "list": _cmd_list, "data": _cmd_data, **cli_attack.COMMANDS, **cli_zoo.COMMANDS}
+COMMANDS = {"train": _cmd_train, "list": _cmd_list, "data": _cmd_data, **cli_attack.COMMANDS, **cli_zoo.COMMANDS,
+            **cli_reproduce.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("data", help="which datasets are available on this machine and where from")
     cli_attack.add_parsers(sub)
     cli_zoo.add_parsers(sub)
+    cli_reproduce.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,122 @@
+"""The reproduction: a tiny synthetic zoo end to end through ``reproduce --quick``; the claim criteria on
+hand-made records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradreg.claims import CLAIMS, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, VERDICTS, evaluate_claims
+from gradreg.cli import main
+from gradreg.reproduce import PROFILES, Settings
+from gradreg.zoo import build_zoo, zoo_configs
+
+TINY = ("plain", "grad_y_1", "grad_y_10", "grad_uniform", "fgsm_at", "distill", "grad_fd", "pgd_at")
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(1.0, 10.0))
+    build_zoo({name: c for name, c in configs.items() if name in TINY}, out=out, n_eval=16)
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_report(tiny_zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    tiny = Settings(n_attack=32, n_transfer=64, epsilons=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), n_jsma=4, n_masking=16,
+                    pgd_steps=5, square_queries=20, n_saliency=16, n_maps=3)
+    with pytest.MonkeyPatch.context() as patch:  # the CLI's --quick profile, shrunk to keep this test fast
+        patch.setitem(PROFILES, "quick", tiny)
+        assert main(["reproduce", "--dataset", "synthetic", "--quick", "--zoo", str(tiny_zoo), "--out", str(out)]) == 0
+    return out / "synthetic"
+
+
+def test_quick_run_writes_report_with_a_verdict_per_claim(quick_report):
+    text = (quick_report / "REPORT.md").read_text()
+    results = json.loads((quick_report / "results.json").read_text())
+    assert [c["id"] for c in results["claims"]] == [c.id for c in CLAIMS]
+    assert all(c["verdict"] in VERDICTS for c in results["claims"])
+    assert all(f"**{c['verdict']}**" in text for c in results["claims"])
+    tested = [c for c in results["claims"] if c["id"] != "training_curves"]
+    assert all(c["verdict"] != NOT_TESTED for c in tested), [c["evidence"] for c in tested]
+    assert "QUICK" in text and "## Deviations from the paper" in text
+    for name, status in results["meta"]["figures"].items():  # each figure is either there or named as missing
+        assert (quick_report / status).is_file() if not status.startswith("missing") else f"`{name}` is missing" in text
+
+
+def test_wrong_dataset_exits_2(tiny_zoo, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "--dataset", "mnist", "--quick", "--zoo", str(tiny_zoo), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def _records(*, gr_clean=0.98, gr_fgsm=(0.9, 0.7), receivers=None, other_logp=(-10.0, -25.0), tv=(1.5, 2.6),
+             masking_fails=("distill", "fgsm_at")) -> dict:
+    """Hand-made records shaped like ``gradreg.reproduce``'s; defaults reproduce the paper."""
+    receivers = receivers or {0.1: (0.9, 0.99, 0.95, 0.96), 0.2: (0.5, 0.97, 0.9, 0.91), 0.3: (0.2, 0.85, 0.7, 0.8),
+                              0.4: (0.07, 0.45, 0.5, 0.62), 0.5: (0.06, 0.17, 0.3, 0.4)}
+    names = ("distill", "fgsm_at", "grad_uniform", "grad_y")
+    transfer = [{"source": "plain", "model": m, "method": "fgsm", "eps": e, "accuracy": a}
+                for e, accs in receivers.items() for m, a in zip(names, accs)]
+    transfer += [{"source": "grad_y", "model": m, "method": "fgsm", "eps": 0.3, "accuracy": 0.3}
+                 for m in ("plain", "distill", "fgsm_at", "grad_uniform")]
+    masking = [{"model": m, "check": "zero_gradients", "verdict": "fail" if m in masking_fails else "pass"}
+               for m in ("distill", "fgsm_at", "grad_y")]
+    return {
+        "clean": [{"model": "plain", "accuracy": 0.99}, {"model": "grad_y", "accuracy": gr_clean},
+                  {"model": "grad_uniform", "accuracy": 0.985}],
+        "white_box": [{"model": "plain", "method": "fgsm", "eps": 0.1, "accuracy": 0.7},
+                      {"model": "plain", "method": "fgsm", "eps": 0.2, "accuracy": 0.3},
+                      {"model": "grad_y", "method": "fgsm", "eps": 0.1, "accuracy": gr_fgsm[0]},
+                      {"model": "grad_y", "method": "fgsm", "eps": 0.2, "accuracy": gr_fgsm[1]}],
+        "transfer": transfer, "masking": masking,
+        "confidence": [{"model": "grad_y", "kind": "other", "mean_logp": other_logp[0]},
+                       {"model": "plain", "kind": "other", "mean_logp": other_logp[1]}],
+        "saliency": [{"model": "grad_y", "total_variation": tv[0], "stroke_mass": 0.5},
+                     {"model": "plain", "total_variation": tv[1], "stroke_mass": 0.3}],
+        "judge": [{"model": "grad_y", "judge_target_rate": 0.4}, {"model": "plain", "judge_target_rate": 0.05}],
+        "attacks": [{"model": "grad_y", "method": "pgd", "eps": 0.3, "accuracy": 0.0},
+                    {"model": "pgd_at", "method": "pgd", "eps": 0.3, "accuracy": 0.6}],
+    }
+
+
+def _verdicts(records: dict) -> dict[str, str]:
+    return {c["id"]: c["verdict"] for c in evaluate_claims(records)}
+
+
+def test_paper_shaped_records_reproduce_every_claim():
+    verdicts = _verdicts(_records())
+    assert verdicts.pop("training_curves") == NOT_TESTED
+    assert set(verdicts.values()) == {REPRODUCED}, verdicts
+
+
+@pytest.mark.parametrize("changes, claim, verdict", [
+    ({"gr_clean": 0.97}, "clean_accuracy", PARTLY),
+    ({"gr_clean": 0.90}, "clean_accuracy", NOT_REPRODUCED),
+    ({"gr_fgsm": (0.85, 0.35)}, "white_box_fgsm", PARTLY),
+    ({"gr_fgsm": (0.75, 0.35)}, "white_box_fgsm", NOT_REPRODUCED),
+    ({"other_logp": (-22.0, -25.0)}, "less_overconfident", PARTLY),
+    ({"other_logp": (-30.0, -25.0)}, "less_overconfident", NOT_REPRODUCED),
+    ({"tv": (2.5, 2.6)}, "smooth_gradients", PARTLY),
+    ({"tv": (2.7, 2.6)}, "smooth_gradients", NOT_REPRODUCED),
+    ({"masking_fails": ("distill",)}, "masking_checks", PARTLY),
+    ({"masking_fails": ("grad_y",)}, "masking_checks", NOT_REPRODUCED),
+    ({"receivers": {e: (0.1, 0.5, 0.6, 0.9) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "transfer_ranking", PARTLY),
+    ({"receivers": {e: (0.1, 0.9, 0.6, 0.5) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "transfer_ranking", PARTLY),
+    ({"receivers": {e: (0.9, 0.1, 0.6, 0.5) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "transfer_ranking", NOT_REPRODUCED),
+    ({"receivers": {e: (0.9, 0.1, 0.6, 0.5) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "distill_worst_receiver",
+     NOT_REPRODUCED),
+])
+def test_criteria_on_hand_made_records(changes, claim, verdict):
+    assert _verdicts(_records(**changes))[claim] == verdict
+
+
+def test_missing_records_mean_not_tested():
+    records = _records()
+    del records["masking"], records["transfer"]
+    verdicts = _verdicts(records)
+    assert verdicts["masking_checks"] == verdicts["transfer_ranking"] == verdicts["gr_examples_transfer"] == NOT_TESTED
+    assert verdicts["clean_accuracy"] == REPRODUCED
