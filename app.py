@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import ui, ui_train
+from gradreg import ui
 
 st.set_page_config(page_title="gradreg", page_icon="∇", layout="wide")
 
@@ -15,6 +15,6 @@ pages = [
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]
 page = st.navigation(pages)
-ui_train.sidebar_status()
+ui.sidebar_status()
 ui.enter_page()
 page.run()

@@ -1,8 +1,10 @@
-"""Streamlit glue: cached loaders and computations keyed by primitives (ids, numbers), human labels, and the page
-frame. With ``gradreg.ui_widgets`` (shared widgets) and ``gradreg.ui_train`` (training) the only gradreg modules
-that import streamlit. Models cached here are shared by every session and thread, so they are frozen and in eval mode.
-The pretrained zoo is read from ``$GRADREG_ZOO_DIR`` (default: the shipped ``checkpoints/``), models trained in the
-app go to ``$GRADREG_CHECKPOINT_DIR``.
+"""Streamlit glue, the only gradreg module that imports streamlit: cached loaders and computations keyed by
+primitives (ids, numbers), human labels, the page frame, shared widgets that return plain values, and training runs
+in a background thread with a live panel. Everything that needs no Streamlit lives in ``gradreg.explore``.
+
+Models cached here are shared by every session and thread, so they are frozen and in eval mode. The pretrained zoo
+is read from ``$GRADREG_ZOO_DIR`` (default: the shipped ``checkpoints/``), models trained in the app go to
+``$GRADREG_CHECKPOINT_DIR``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ import streamlit as st
 import torch
 
 from gradreg import checkpoints, explore, viz, viz_explore
+from gradreg.attacks import ATTACKS, NORMS
+from gradreg.config import ACTIVATIONS, DEFENCES, TrainConfig, config_id
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
 from gradreg.evaluate import robust_accuracy
+from gradreg.models import MODELS
+from gradreg.regularizers import REGULARIZERS
 from gradreg.saliency import SALIENCY_METHODS
+from gradreg.train import estimate_seconds
 from gradreg.zoo import read_manifest
 
 # Several sessions and a training thread share 2 cores: torch's default of one intra-op thread per core made a
@@ -271,3 +278,261 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
     titles = [f"#{i} (label {k})" for i, k in zip(indices, images(dataset, indices)[1])]
     return [viz_explore.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()} for m, row in maps.items()},
                                     shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]
+
+
+# Shared widgets: each draws its widgets and returns plain values.
+KNOB_LIMITS = {"steps": 200, "restarts": 10, "queries": 5000}
+
+
+def show_models(rows: list[dict], *, height: int | None = None) -> None:
+    """A table of models: label, where it comes from, test accuracy, and the card's FGSM accuracy at ε = 0.1."""
+    table = [{"model": describe(m), "source": m["source"], "test accuracy": m["test_accuracy"],
+              "FGSM ε=0.1": explore.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
+              "epochs": m["epochs"], "dataset": m["dataset"], "id": m["id"]} for m in rows]
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, width="stretch", hide_index=True, height=height or "auto",
+                 column_config={"test accuracy": percent, "FGSM ε=0.1": percent})
+
+
+def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
+    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
+    every point is cached on its own, so adding a model or an ε computes only what is new."""
+    bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
+    names = {m["id"]: describe(m) for m in usable_models()}
+    for i, cid in enumerate(ids):
+        for j, eps in enumerate(epsilons):
+            records.append({"model": names.get(cid, cid), "eps": eps,
+                            "accuracy": robust_point(cid, dataset, n, method, eps, params)})
+            bar.progress((i * len(epsilons) + j + 1) / total, text=f"{names.get(cid, cid)} · ε = {eps:g}")
+    bar.empty()
+    return records
+
+
+def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
+                 label_text: str = "Models") -> list[str]:
+    """A multiselect of usable models (of ``dataset``, if given); returns checkpoint ids."""
+    rows = usable_models(dataset)
+    names = {m["id"]: describe(m) for m in rows}
+    chosen = [cid for cid in default if cid in names][:max_selections]
+    return st.multiselect(label_text, list(names), default=chosen, format_func=names.get,
+                          max_selections=max_selections, key=f"{key}.models")
+
+
+def image_picker(key: str, dataset: str) -> int:
+    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index."""
+    classes = gallery(dataset)
+    mode = st.segmented_control("Choose the image", ["gallery", "index"], default="gallery", required=True,
+                                key=f"{key}.mode", format_func=str.capitalize)
+    if mode == "index":
+        return int(st.number_input("Test index", 0, test_size(dataset) - 1, 0, key=f"{key}.index"))
+    digit = st.segmented_control("Class", list(classes), default=next(iter(classes)), required=True,
+                                 key=f"{key}.class")
+    choices = classes[digit]
+    x, _ = images(dataset, tuple(choices))
+    st.image(explore.thumbnail_strip(x), width="stretch")
+    position = st.segmented_control("Example", list(range(len(choices))), default=0, required=True,
+                                    format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
+    return choices[position]
+
+
+def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> tuple[int, ...]:
+    """Several digits: the ``example``-th test image of each chosen class; returns test indices."""
+    classes = gallery(dataset)
+    left, right = st.columns([4, 1])
+    chosen = left.pills("Digits (one per class)", list(classes), selection_mode="multi", key=f"{key}.classes",
+                        default=[k for k in default_classes if k in classes])
+    example = right.number_input("Example #", 1, min(len(v) for v in classes.values()), 1, key=f"{key}.example")
+    return tuple(classes[k][example - 1] for k in sorted(chosen))
+
+
+def attack_controls(key: str) -> dict:
+    """Attack, ε, target, the attack's own knobs and the saliency method shown; returns ``{"method", "eps", "target",
+    "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
+    left, middle, right, last = st.columns([2, 3, 2, 2])
+    method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
+    saliency = last.selectbox("Saliency method", saliency_methods(), format_func=label, key=f"{key}.saliency")
+    spec, params = ATTACKS[method], {}
+    with st.expander(f"{label(method)} settings"):
+        for name, default in spec.params.items():
+            params[name] = _knob(f"{key}.{method}.{name}", name, default)
+    norm = params.get("norm", spec.norm)
+    title, high, value, step = explore.eps_range(method, norm)
+    eps = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")
+    target = None
+    if spec.targeted:
+        target = right.selectbox("Target", [*explore.TARGET_NAMES, *range(10)], format_func=
+                                 lambda t: label(t) if isinstance(t, str) else f"class {t}", key=f"{key}.target")
+    return {"method": method, "eps": float(eps), "target": target, "saliency": saliency,
+            "params": tuple(sorted((k, v) for k, v in params.items() if v is not None))}
+
+
+def _knob(key: str, name: str, default: object) -> object:
+    """One attack knob as a widget chosen by its default's type (None: automatic, not shown)."""
+    if name == "norm":
+        return st.selectbox("Norm", NORMS, index=NORMS.index(default), key=key)
+    if isinstance(default, bool):
+        return st.checkbox(name.replace("_", " "), value=default, key=key)
+    if isinstance(default, int):
+        return int(st.number_input(name, 1, KNOB_LIMITS.get(name, 1000), default, key=key))
+    if isinstance(default, float):
+        return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
+    return None
+
+
+CARD_METRICS = (("clean", "Clean accuracy"), ("fgsm", "FGSM white-box"), ("pgd", "PGD white-box"),
+                ("transfer_fgsm", "FGSM from plain"), ("grad_norm", "Mean ‖∇ₓ CE‖₂"), ("max_prob", "Confidence"))
+
+
+def card_metrics(values: dict, reference: dict | None) -> None:
+    """One ``st.metric`` per card number, with the difference to the plain model."""
+    for column, (key, title) in zip(st.columns(len(CARD_METRICS)), CARD_METRICS):
+        value, base = values.get(key), (reference or {}).get(key)
+        if value is None:
+            column.metric(title, "n/a")
+        elif key == "grad_norm":
+            ratio = f"×{value / base:.2g} vs plain" if base else None
+            column.metric(title, f"{value:.3g}", ratio, delta_color="off", help="Mean input-gradient norm")
+        else:
+            delta = f"{(value - base) * 100:+.1f} pts vs plain" if base is not None else None
+            confidence = key == "max_prob"  # lower is not worse: the paper's GR models are less over-confident
+            column.metric(title, f"{value:.1%}", delta, delta_color="off" if confidence else "normal",
+                          help="Mean max probability" if confidence else None)
+
+
+def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
+    """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
+    bar, records = st.progress(0.0, text="saliency metrics"), []
+    pairs = [(cid, m) for cid in ids for m in methods]
+    for i, (cid, method) in enumerate(pairs):
+        bar.progress(i / len(pairs), text=f"{short_name(cid)} · {label(method)}")
+        values = saliency_metrics(cid, dataset, n, method)
+        records.append({"model": short_name(cid), "method": label(method),
+                        **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
+    bar.empty()
+    return records
+
+
+# Training in the app: the settings form, background runs and their live panel.
+def max_train_seconds() -> float:
+    """The longest training the app accepts (``$GRADREG_MAX_TRAIN_SECONDS``, default 10 minutes)."""
+    return float(os.environ.get("GRADREG_MAX_TRAIN_SECONDS", 600))
+
+
+def train_form(key: str = "train") -> TrainConfig | None:
+    """Training settings in a form (no rerun per widget); returns a validated config once submitted."""
+    available = [row["name"] for row in datasets() if row["available"]]
+    with st.form(f"{key}.form"):
+        left, middle, right = st.columns(3)
+        dataset = left.selectbox("Dataset", available, index=available.index("mnist") if "mnist" in available else 0,
+                                 key=f"{key}.dataset")
+        model = left.selectbox("Model", sorted(MODELS), index=sorted(MODELS).index("small_cnn"), key=f"{key}.model")
+        activation = left.selectbox("Activation", ACTIVATIONS, key=f"{key}.activation")
+        regularizer = middle.selectbox("Regularizer", sorted(REGULARIZERS), format_func=label,
+                                       index=sorted(REGULARIZERS).index("grad_y"), key=f"{key}.regularizer")
+        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, 10.0, format="%g", key=f"{key}.lam",
+                                  help="The authors' TensorFlow λ ÷ 512; ignored without a regularizer.")
+        defence = middle.selectbox("Defence", DEFENCES, format_func=label, key=f"{key}.defence")
+        epochs = right.number_input("Epochs", 1, 100, 2, key=f"{key}.epochs")
+        n_train = right.number_input("Training images", 100, 55000, 10000, step=1000, key=f"{key}.n_train")
+        lr = right.number_input("Learning rate (Adam)", 1e-5, 1e-1, 1e-3, format="%g", key=f"{key}.lr")
+        seed = right.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    try:
+        config = TrainConfig(dataset=dataset, model=model, activation=activation, regularizer=regularizer,
+                             lam=float(lam) if regularizer != "none" else 0.0, defence=defence, epochs=int(epochs),
+                             n_train=int(n_train), lr=float(lr), seed=int(seed))
+    except ValueError as err:
+        st.error(f"Invalid settings: {err}")
+        return None
+    estimate = estimate_seconds(config)
+    if estimate > max_train_seconds():
+        st.error(f"This would take about {estimate / 60:.0f} min on this machine; the limit is "
+                 f"{max_train_seconds() / 60:.0f} min. Use fewer epochs or training images.")
+        return None
+    return config
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs() -> dict[str, explore.TrainingJob]:
+    return {}  # checkpoint id → job, shared by all sessions: one machine, one training at a time
+
+
+def start_training(config: TrainConfig) -> str:
+    """Start ``config`` in the background unless it exists already or another run is busy; returns a message."""
+    cid = config_id(config)
+    existing = next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
+    if existing is not None:
+        return f"Already trained: `{cid}` is loaded instead of retraining."
+    busy = [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
+    if busy:
+        return f"Another run is in progress (`{busy[0].id}`); stop it or wait for it to finish."
+    _jobs()[cid] = explore.TrainingJob(config, root=checkpoints.user_dir()).start()
+    st.session_state["train.job"] = cid
+    return f"Started `{cid}` (about {estimate_seconds(config):.0f} s)."
+
+
+def training_job() -> dict | None:
+    """A snapshot of this session's training run (else of any running one), or None."""
+    jobs = _jobs()
+    job = jobs.get(st.session_state.get("train.job", ""))
+    job = job or next((j for j in jobs.values() if j.snapshot()["state"] == "running"), None)
+    return job.snapshot() if job is not None else None
+
+
+def stop_training(checkpoint_id: str) -> None:
+    job = _jobs().get(checkpoint_id)
+    if job is not None:
+        job.stop()
+
+
+def training_panel() -> None:
+    """The current run's progress, curves and Stop button (live while it runs), or its outcome."""
+    job = training_job()
+    if job is None:
+        return
+    if job["state"] == "running":
+        _live_training()
+    else:
+        _render_job(job)
+
+
+@st.fragment(run_every=1.0)
+def _live_training() -> None:
+    job = training_job()
+    if job is not None and job["state"] != "running" and st.session_state.get("train.seen") != job["id"]:
+        st.session_state["train.seen"] = job["id"]
+        st.rerun()  # once, the whole app: the sidebar and every list pick up the finished model
+    if job is not None:
+        _render_job(job)
+
+
+def _render_job(job: dict) -> None:
+    state = job["state"]
+    title = {"running": "Training", "done": "Trained", "stopped": "Stopped", "failed": "Failed"}[state]
+    status = {"running": "running", "done": "complete", "stopped": "error", "failed": "error"}[state]
+    with st.status(f"{title} `{job['id']}`", state=status, expanded=True):
+        running = job["running"]
+        text = f"{job['phase'] or 'train'} · batch {job['batch']}/{job['batches']}"
+        if running:
+            text += f" · loss {running['loss']:.3f} · accuracy {running['accuracy']:.3f}"
+        st.progress(explore.progress(job), text=text)
+        if job["epochs"]:
+            st.plotly_chart(viz_explore.training_curves(job["epochs"]), width="stretch", key="train.curves")
+        if state == "running":
+            st.button("Stop", key="train.stop", on_click=stop_training, args=(job["id"],), icon=":material/stop:")
+        elif state == "done":
+            st.success(f"Test accuracy {job['result']['test_accuracy']:.2%}. The model is saved and listed on "
+                       "every page.")
+        elif state == "stopped":
+            st.warning("Stopped before the end: nothing was saved.")
+        else:
+            st.error(f"Training failed: {job['error']}")
+
+
+def sidebar_status() -> None:
+    """Where the models come from, and a running training's progress, on every page."""
+    job = training_job()
+    if job is not None and job["state"] == "running":
+        st.sidebar.progress(explore.progress(job), text=f"Training `{job['id']}`")
+    st.sidebar.caption(f"Zoo: `{zoo_dir()}` · your models: `{checkpoints.user_dir()}`")

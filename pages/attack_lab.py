@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, ui_widgets, viz_explore
+from gradreg import explore, ui, viz_explore
 
 ui.routed()
 st.title("Attack lab")
@@ -11,7 +11,7 @@ if not ui.usable_models():
     st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
     st.stop()
 default = explore.lineup(manifest) if manifest else [m["id"] for m in ui.usable_models()[:2]]
-ids = ui_widgets.model_picker("attack", default=default, label_text="Models to attack (2–6)")
+ids = ui.model_picker("attack", default=default, label_text="Models to attack (2–6)")
 dataset = ui.common_dataset(ids)
 if len(ids) < 2:
     st.info("Pick at least two models to compare.")
@@ -20,12 +20,12 @@ if dataset is None:
     st.error("The chosen models were trained on different datasets; pick models of one dataset.")
     st.stop()
 with st.sidebar, ui.failures("Loading the test images", stop=True):
-    index = ui_widgets.image_picker("attack", dataset)
+    index = ui.image_picker("attack", dataset)
 
 
 @st.fragment
 def lab() -> None:
-    choice = ui_widgets.attack_controls("attack")
+    choice = ui.attack_controls("attack")
     for cid in ids:
         with ui.failures(f"Attacking {ui.short_name(cid)}"):
             panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["eps"], choice["target"],
@@ -45,7 +45,7 @@ def curves() -> None:
     top = right.select_slider("Largest ε (L∞)", [0.1, 0.2, 0.3, 0.4, 0.5], value=0.3, key="curves.top")
     epsilons = [round(top * i / 6, 4) for i in range(7)]
     with ui.failures("Computing the curves"):
-        records = ui_widgets.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
+        records = ui.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
         st.plotly_chart(viz_explore.accuracy_curves(records), width="stretch", key="curves.chart")
         st.caption("Default knobs of each attack (PGD: 40 steps, random start). Every point is cached, so adding "
                    "a model computes only its curve.")

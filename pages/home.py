@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, ui_widgets
+from gradreg import explore, ui
 
 ui.routed()
 st.title("gradreg: regularizing input gradients")
@@ -39,7 +39,7 @@ else:
 usable = ui.usable_models()
 st.subheader(f"Models available: {len(usable)}")
 if usable:
-    ui_widgets.show_models(usable, height=min(38 + 35 * len(usable), 320))
+    ui.show_models(usable, height=min(38 + 35 * len(usable), 320))
 else:
     st.info("No trained models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
 st.subheader("Where next")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, ui_widgets, viz_explore
+from gradreg import explore, ui, viz_explore
 
 ui.routed()
 st.title("λ explorer")
@@ -22,7 +22,7 @@ if single:
     st.caption(f"The zoo has a single λ for {', '.join(single)}: no sweep; compare them in the Attack lab.")
 dataset, reference = manifest["dataset"], explore.reference_entry(manifest)
 with ui.failures("Loading the test images", stop=True):
-    digits = ui_widgets.digits_picker("lambda", dataset)
+    digits = ui.digits_picker("lambda", dataset)
 sweep_ids = [r["id"] for r in explore.lambda_sweep(manifest, regularizer, 0.1)]
 with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
@@ -40,7 +40,7 @@ def explorer() -> None:
     sweep = explore.lambda_sweep(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
     base = explore.card_values(reference["card"], eps) if reference else None
-    ui_widgets.card_metrics(row, base)
+    ui.card_metrics(row, base)
     chart, maps = st.columns(2)
     chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base), width="stretch",
                        key="lambda.sweep")

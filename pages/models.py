@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import ui, ui_widgets
+from gradreg import ui
 
 ui.routed()
 st.title("Models & data")
@@ -11,7 +11,7 @@ usable = [m for m in models if m["ok"]]
 broken = [m for m in models if not m["ok"]]
 st.subheader(f"Models ({len(usable)})")
 if usable:
-    ui_widgets.show_models(usable)
+    ui.show_models(usable)
 else:
     st.info("No trained models found. Build the zoo with `python -m gradreg zoo` or train one on the Train page.")
 for m in broken:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, ui_widgets, viz_explore
+from gradreg import explore, ui, viz_explore
 
 ui.routed()
 st.title("Saliency compare")
@@ -11,7 +11,7 @@ if not ui.usable_models():
     st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
     st.stop()
 default = explore.lineup(manifest, count=3) if manifest else [m["id"] for m in ui.usable_models()[:2]]
-ids = ui_widgets.model_picker("saliency", default=default, max_selections=4, label_text="Models (1–4)")
+ids = ui.model_picker("saliency", default=default, max_selections=4, label_text="Models (1–4)")
 dataset = ui.common_dataset(ids)
 if dataset is None:
     st.info("Pick one to four models trained on the same dataset.")
@@ -19,7 +19,7 @@ if dataset is None:
 methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
                          default=["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"])
 with ui.failures("Loading the test images", stop=True):
-    digits = ui_widgets.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
+    digits = ui.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
 shared = st.toggle("One colour scale per method across models", value=True, key="saliency.shared")
 if methods and digits:
     with ui.failures("Computing the maps"):
@@ -34,7 +34,7 @@ left, right = st.columns([1, 3], vertical_alignment="bottom")
 n = left.number_input("Test images (the first N)", 8, 256, 16, step=8, key="saliency.n")
 if methods and right.toggle("Compute the metrics table", value=False, key="saliency.metrics"):
     with ui.failures("Computing the metrics"):
-        st.dataframe(ui_widgets.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
+        st.dataframe(ui.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
     st.caption("Means over the images. Lower total variation = smoother; stroke mass vs stroke fraction = how much "
                "attribution sits on the digit; deletion AUC lower and insertion AUC higher = more faithful; "
                "randomization similarity lower = the map depends on the learned weights (Adebayo et al. 2018).")

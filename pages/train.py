@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from gradreg import ui, ui_train
+from gradreg import ui
 
 ui.routed()
 st.title("Train a model")
 st.markdown("Settings that would take longer than the server's limit are refused. An identical configuration "
             "loads the saved model instead of training again. The run continues if you leave this page; the saved "
             "model appears on every page as soon as it is written.")
-config = ui_train.train_form()
+config = ui.train_form()
 if config is not None:
-    st.info(ui_train.start_training(config))
-ui_train.training_panel()
+    st.info(ui.start_training(config))
+ui.training_panel()

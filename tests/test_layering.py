@@ -26,12 +26,8 @@ def test_import_gradreg_does_not_import_streamlit():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-UI_MODULES = {"ui.py", "ui_widgets.py", "ui_train.py"}  # caches / shared widgets / training UI, split for size
-
-
-def test_only_ui_modules_import_streamlit():
-    offenders = [p.name for p in (ROOT / "gradreg").glob("*.py")
-                 if p.name not in UI_MODULES and "streamlit" in _imports(p)]
+def test_only_ui_module_imports_streamlit():
+    offenders = [p.name for p in (ROOT / "gradreg").glob("*.py") if p.name != "ui.py" and "streamlit" in _imports(p)]
     assert offenders == []
 
 
