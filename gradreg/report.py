@@ -154,7 +154,7 @@ def saliency_section(rep: Reproduction, status: dict[str, str]) -> str:
             f"(first {rep.meta['settings']['n_saliency']} test images)\n\n"
             "TV = total variation / L1 (lower = smoother; ≈ 2.8 for noise); stroke mass vs stroke fraction (chance); "
             "randomization similarity: lower = map depends more on the weights (Adebayo et al. 2018).\n\n"
-            + _table(["model", *keys], rows) + "\n\n" + _figure(status, "input_gradients", "∇ₓ log p_y, true class")
+            + _table(["model", *keys], rows) + "\n\n" + _figure(status, "input_gradients", "∇ₓ log p_y for the true class; each panel on its own colour scale")
             + "\n\n## Confidence (log-probabilities at T = 1; paper: non-predicted ≈ −12 GR vs ≈ −27 Normal)\n\n"
             + _table(["model", "mean log p predicted", "mean log p others", "median log p others"], conf) + "\n\n"
             + _figure(status, "confidence", "log-probability histograms") + "\n\n## Input-gradient norms ‖∇ₓ CE‖₂\n\n"

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import torch
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from gradreg.claims import LABELS
@@ -49,10 +50,11 @@ def transfer_matrix_figure(rep: Reproduction, *, method: str, eps: float) -> go.
 
 
 def gradient_maps(rep: Reproduction) -> go.Figure:
-    """∇ₓ log p_y images, one row per model (shared colour scale per digit)."""
+    """∇ₓ log p_y images, one row per model; each panel on its own colour scale (as in the paper's figures:
+    a confident normal model's gradients are orders of magnitude smaller, and a shared scale would blank them)."""
     maps = {_label(role): m for role, m in rep.arrays["maps"].items()}
     images = rep.arrays["map_images"]
-    return saliency_grid(maps, images["x"], column_titles=[f"digit {int(c)}" for c in images["y"]])
+    return saliency_grid(maps, images["x"], shared_scale=False, column_titles=[f"digit {int(c)}" for c in images["y"]])
 
 
 def _tile(grid: torch.Tensor) -> np.ndarray:
@@ -71,9 +73,10 @@ def iterated_grids(rep: Reproduction) -> go.Figure:
     for i, grid in enumerate(grids.values()):
         fig.add_trace(go.Heatmap(z=_tile(grid), colorscale="gray", reversescale=True, zmin=0, zmax=1,
                                  showscale=False), i // cols + 1, i % cols + 1)
-    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
-    fig.update_xaxes(showticklabels=False)
-    return fig.update_layout(width=300 * cols + 20, height=300 * rows + 70, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return fig.update_layout(width=300 * cols + 20, height=320 * rows + 60, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                             plot_bgcolor="white",
                              title="iterated TGSM, 10 steps of 0.1 (rows: original digit, columns: target)")
 
 
@@ -132,6 +135,14 @@ FIGURES: dict[str, Callable[[Reproduction], go.Figure]] = {
 }
 
 
+def shrink_png(path: Path, *, colors: int = 256) -> None:
+    """Re-save a PNG with an adaptive palette of ``colors`` colours: charts and digit grids have few colours, and
+    the committed report stays small (noisy adversarial images compress badly as RGB)."""
+    with Image.open(path) as image:
+        small = image.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=colors)
+    small.save(path, optimize=True)
+
+
 def _reason(err: Exception) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     return f"missing: {type(err).__name__}: {text}"[:300]
@@ -151,12 +162,17 @@ def write_figures(rep: Reproduction, out: str | Path) -> dict[str, str]:
         except Exception as err:  # a figure whose records are absent is reported as missing, by name
             status[name] = _reason(err)
     try:
-        pio.write_images(list(built.values()), [out / f"{name}.png" for name in built])
+        figs = list(built.values())  # write_images ignores layout sizes unless they are passed explicitly
+        pio.write_images(figs, [out / f"{name}.png" for name in built], width=[f.layout.width for f in figs],
+                         height=[f.layout.height for f in figs])
         status |= {name: f"{name}.png" for name in built}
+        for name in built:
+            shrink_png(out / f"{name}.png")
     except Exception:  # kaleido or Chromium unavailable, or one bad figure: find out which, one by one
         for name, fig in built.items():
             try:
                 fig.write_image(out / f"{name}.png")
+                shrink_png(out / f"{name}.png")
                 status[name] = f"{name}.png"
             except Exception as err:  # the report names the reason instead of crashing
                 status[name] = _reason(err)

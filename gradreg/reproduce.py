@@ -9,6 +9,7 @@ independent model, JSMA, input-gradient maps and metrics, confidence, gradient n
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradreg.attacks import attack
 from gradreg.checkpoints import load
 from gradreg.data import load_dataset
 from gradreg.evaluate import input_gradient_norms, jsma_stats, judge_target_rate, predict, predict_logits, robust_accuracy
@@ -75,7 +77,7 @@ def assign_roles(manifest: dict, *, lam: float = GRAD_Y_LAMBDA) -> dict[str, str
     roles = {role: role for role in COMPARED + EXTRAS if role in names}
     grid = [m for m in manifest["models"] if m["name"].startswith("grad_y_") and m["config"]["lam"] > 0]
     if grid:
-        best = min(grid, key=lambda m: abs(torch.log(torch.tensor(m["config"]["lam"] / lam)).item()))
+        best = min(grid, key=lambda m: abs(math.log(m["config"]["lam"] / lam)))
         roles["grad_y"] = best["name"]
     judge = next((name for name in JUDGES if name in names), None)
     return roles | ({"judge": judge} if judge else {})
@@ -124,8 +126,6 @@ def iterated_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: 
     Returns:
         ``(K, K, C, H, W)`` in [0, 1]: row = original image (class y), column = target class.
     """
-    from gradreg.attacks import attack
-
     k = len(x)
     columns = [attack(model, x, y, "iterated_tgsm", eps=eps, target=torch.full_like(y, t), steps=steps)
                for t in range(k)]
