@@ -238,6 +238,21 @@ def _saliency_step(rep: Reproduction, models: dict, roles: dict, x: torch.Tensor
     return by_entry
 
 
+def _targeted_steps(rep: Reproduction, five: dict[str, nn.Module], judge: nn.Module | None, x: torch.Tensor,
+                    y: torch.Tensor, s: Settings, on_step: OnStep) -> None:
+    """Iterated-TGSM grids and the judge's rates; JSMA success and L0 (records and grids into ``rep``)."""
+    xa, ya = x[:s.n_attack], y[:s.n_attack]
+    on_step("iterated_tgsm")
+    xc, yc = class_examples(x, y, int(y.max()) + 1)
+    rep.arrays["grids"] = {role: iterated_grid(m, xc, yc) for role, m in five.items()}
+    rep.records["iterated_grid"] = grid_records(rep.arrays["grids"], five, judge)
+    rep.records["judge"] = ([judge_target_rate(m, judge, xa, ya) | {"model": role} for role, m in five.items()]
+                            if judge is not None else [])
+    on_step("jsma")
+    rep.records["jsma"] = [jsma_stats(m, x[:s.n_jsma], y[:s.n_jsma], seed=s.seed) | {"model": role}
+                           for role, m in five.items()]
+
+
 def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.Module], x: torch.Tensor,
                     y: torch.Tensor, *, settings: Settings, on_step: OnStep) -> Reproduction:
     """Run every experiment (``STEPS`` after "load") on the test images ``x`` ``(N, C, H, W)``, ``y`` ``(N,)``.
@@ -257,15 +272,7 @@ def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.
     rep.records["white_box"] = white_box_records(everyone, xa, ya, s)
     on_step("transfer")
     rep.records["transfer"] = transfer_records(five, x[:s.n_transfer], y[:s.n_transfer], s)
-    on_step("iterated_tgsm")
-    xc, yc = class_examples(x, y, int(y.max()) + 1)
-    rep.arrays["grids"] = {role: iterated_grid(m, xc, yc) for role, m in five.items()}
-    rep.records["iterated_grid"] = grid_records(rep.arrays["grids"], five, judge)
-    rep.records["judge"] = ([judge_target_rate(m, judge, xa, ya) | {"model": role} for role, m in five.items()]
-                            if judge is not None else [])
-    on_step("jsma")
-    rep.records["jsma"] = [jsma_stats(m, x[:s.n_jsma], y[:s.n_jsma], seed=s.seed) | {"model": role}
-                           for role, m in five.items()]
+    _targeted_steps(rep, five, judge, x, y, s, on_step)
     on_step("saliency")
     by_entry = _saliency_step(rep, models, roles, x, y, s)
     on_step("confidence")
