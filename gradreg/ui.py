@@ -139,6 +139,15 @@ def usable_models(dataset: str | None = None) -> list[dict]:
     return [m for m in list_models() if m["ok"] and (dataset is None or m["dataset"] == dataset)]
 
 
+def usable_models_or_stop() -> list[dict]:
+    """The usable models; when there are none, an explanation on the page, and the page stops there."""
+    rows = usable_models()
+    if not rows:
+        st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
+        st.stop()
+    return rows
+
+
 def describe(row: dict) -> str:
     """A short human label for a model row: zoo name or settings, then λ and defence."""
     if not row.get("ok"):

@@ -7,10 +7,8 @@ from gradreg import explore, ui, viz_explore
 ui.routed()
 st.title("Attack lab")
 manifest = ui.zoo()
-if not ui.usable_models():
-    st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
-    st.stop()
-default = explore.lineup(manifest) if manifest else [m["id"] for m in ui.usable_models()[:2]]
+usable = ui.usable_models_or_stop()
+default = explore.lineup(manifest) if manifest else [m["id"] for m in usable[:2]]
 ids = ui.model_picker("attack", default=default, label_text="Models to attack (2–6)")
 dataset = ui.common_dataset(ids)
 if len(ids) < 2:

@@ -7,10 +7,8 @@ from gradreg import explore, ui, viz_explore
 ui.routed()
 st.title("Saliency compare")
 manifest = ui.zoo()
-if not ui.usable_models():
-    st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
-    st.stop()
-default = explore.lineup(manifest, count=3) if manifest else [m["id"] for m in ui.usable_models()[:2]]
+usable = ui.usable_models_or_stop()
+default = explore.lineup(manifest, count=3) if manifest else [m["id"] for m in usable[:2]]
 ids = ui.model_picker("saliency", default=default, max_selections=4, label_text="Models (1–4)")
 dataset = ui.common_dataset(ids)
 if dataset is None:

@@ -19,27 +19,6 @@ from gradreg.attacks import ATTACKS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _tiny_zoo(root: Path) -> Path:
-    """Five small_cnn models on synthetic data (plain, grad_y at λ 0.1/1/10, FGSM-AT) with their cards."""
-    from gradreg.zoo import build_zoo, zoo_configs
-
-    if not (root / "manifest.json").is_file():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # 8× faster than 2 threads on a loaded 2-core machine
-        try:
-            configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(0.1, 1.0, 10.0))
-            build_zoo({k: c for k, c in configs.items() if k in ("plain", "grad_y_0.1", "grad_y_1", "grad_y_10",
-                                                                  "fgsm_at")}, out=root, n_eval=32)
-        finally:
-            torch.set_num_threads(threads)
-    return root
-
-
-@pytest.fixture(scope="session")
-def tiny_zoo(tmp_path_factory) -> Path:
-    return _tiny_zoo(tmp_path_factory.getbasetemp() / "tiny_zoo")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _restore_torch_threads():
     """gradreg.ui sets one intra-op thread for the app's process; give the rest of the test run its default back."""

@@ -31,22 +31,6 @@ THUMBS = '[data-testid="stSlider"] input[type="range"]'  # the slider thumbs (re
 pytestmark = pytest.mark.browser
 
 
-def _tiny_zoo(root: Path) -> Path:
-    """Five small_cnn models on synthetic data (plain, grad_y at λ 0.1/1/10, FGSM-AT) with their cards."""
-    from gradreg.zoo import build_zoo, zoo_configs
-
-    if not (root / "manifest.json").is_file():
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # 8× faster than 2 threads on a loaded 2-core machine
-        try:
-            configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(0.1, 1.0, 10.0))
-            build_zoo({k: c for k, c in configs.items() if k in ("plain", "grad_y_0.1", "grad_y_1", "grad_y_10",
-                                                                  "fgsm_at")}, out=root, n_eval=32)
-        finally:
-            torch.set_num_threads(threads)
-    return root
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,13 +52,13 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_zoo):
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    zoo = _tiny_zoo(tmp_path_factory.getbasetemp() / "tiny_zoo")
+    zoo = tiny_zoo
     port, log = _free_port(), tmp_path_factory.mktemp("streamlit") / "server.log"
     env = os.environ | {"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user"))}
     with open(log, "wb") as out:
