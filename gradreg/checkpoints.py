@@ -102,12 +102,13 @@ def _read_header(path: Path) -> tuple[dict, dict]:
     """Validate the file's structure and metadata without reading the tensors: (metadata, tensor specs)."""
     size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(8)
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = handle.read(9)  # a safetensors header length (u64) may itself start with 0x80 or "PK": byte 8 is "{"
+        if (head[:2] == b"PK" or head[:1] == b"\x80") and head[8:9] != b"{":
             raise _fail(path, "looks like a pickle / torch.save file; gradreg never unpickles (use safetensors)")
         if len(head) < 8:
             raise _fail(path, f"truncated: {size} bytes")
-        (n,) = struct.unpack("<Q", head)
+        (n,) = struct.unpack("<Q", head[:8])
+        handle.seek(8)
         if n > MAX_HEADER_BYTES or 8 + n > size:
             raise _fail(path, f"not a safetensors file or truncated (header of {n} bytes in a {size}-byte file)")
         try:
