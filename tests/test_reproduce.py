@@ -120,3 +120,21 @@ def test_missing_records_mean_not_tested():
     verdicts = _verdicts(records)
     assert verdicts["masking_checks"] == verdicts["transfer_ranking"] == verdicts["gr_examples_transfer"] == NOT_TESTED
     assert verdicts["clean_accuracy"] == REPRODUCED
+
+
+def test_checkpoint_whose_header_length_starts_with_0x80_loads(tmp_path):
+    """Regression: the zoo's grad_y_10 (header 0x980 bytes) was refused as a pickle, blocking the reproduction."""
+    from gradreg.checkpoints import Checkpoint, load, save
+    from gradreg.config import TrainConfig
+    from gradreg.models import build_model
+
+    kwargs = {"num_classes": 10, "in_channels": 1, "image_size": 28}
+    model = build_model("linear", **kwargs)
+    for pad in range(256):
+        ckpt = Checkpoint(TrainConfig(dataset="synthetic", model="linear"), model.state_dict(), kwargs,
+                          created="x" * pad)
+        path = save(ckpt, tmp_path)
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    assert load(path).id == ckpt.id
