@@ -56,3 +56,21 @@ def test_unknown_entry_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["zoo", "--only", "nonsense", "--dry-run"])
     assert exit_info.value.code == 2 and "grad_y_10" in capsys.readouterr().err
+
+
+def test_shipped_zoo_loads_and_its_accuracies_are_true():
+    """Every shipped checkpoint loads, the manifest lists exactly the shipped files, and each recorded test
+    accuracy equals a fresh evaluation on the full test set."""
+    from gradreg import accuracy, load_dataset
+    from gradreg.checkpoints import SHIPPED_DIR
+
+    manifest = read_manifest(SHIPPED_DIR)
+    assert manifest is not None and manifest["dataset"] == "mnist"
+    shipped = sorted(p.name for p in SHIPPED_DIR.glob("*.safetensors"))
+    assert shipped == sorted(entry["file"] for entry in manifest["models"])
+    x, y = load_dataset("mnist", "test").tensors
+    for entry in manifest["models"]:
+        model = load(SHIPPED_DIR / entry["file"]).build()
+        assert accuracy(model, x, y) == pytest.approx(entry["test_accuracy"], abs=1e-6), entry["name"]
+        n = entry["card"]["n"]
+        assert accuracy(model, x[:n], y[:n]) == pytest.approx(entry["card"]["clean"], abs=1e-6), entry["name"]
