@@ -229,7 +229,7 @@ def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
     x, y = test_batch(dataset, indices)
     maps = {f"{e['name']}": torch.from_numpy(saliency_maps(e["id"], dataset, indices, "input_gradient"))
             for e in pair}
-    return viz.saliency_grid(maps, x, column_titles=[f"label {k}" for k in y.tolist()])
+    return viz.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y.tolist()])
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

@@ -35,7 +35,8 @@ else:
         st.plotly_chart(ui.showcase_figure(ui.signature(), dataset, digits), width="stretch", key="home.maps")
         st.caption(f"∇ₓ log p of the predicted class for the same test digits: `{pair[0]['name']}` (no penalty) "
                    f"vs `{pair[1]['name']}` (λ_eff = {pair[1]['config']['lam']:g}). Red raises the class score, "
-                   "blue lowers it; one colour scale per digit.")
+                   "blue lowers it; each map on its own colour scale, so the plain model's tiny gradients stay "
+                   "visible.")
 usable = ui.usable_models()
 st.subheader(f"Models available: {len(usable)}")
 if usable:
