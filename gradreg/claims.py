@@ -127,7 +127,7 @@ def _strokes(r: Records) -> Outcome:
 
 
 def _judge(r: Records) -> Outcome:
-    gr, plain = (value(r, "judge", "judge_target_rate", model=m) for m in ("grad_y", "plain"))
+    gr, plain = (value(r, "judge", "judge_target_rate", model=m, steps=10) for m in ("grad_y", "plain"))
     verdict = REPRODUCED if gr >= plain + 0.10 else PARTLY if gr > plain else NOT_REPRODUCED
     return verdict, f"judge sees the target class in {_pts(gr)} of GR(y)'s images vs {_pts(plain)} of Normal's"
 

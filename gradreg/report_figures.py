@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.colors import qualitative
 import torch
 from PIL import Image
 from plotly.subplots import make_subplots
@@ -80,17 +81,26 @@ def iterated_grids(rep: Reproduction) -> go.Figure:
                              title="iterated TGSM, 10 steps of 0.1 (rows: original digit, columns: target)")
 
 
+def _ecdf(values: torch.Tensor, *, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical CDF of ``values`` ``(M,)`` on at most ``points`` evenly spaced quantiles: (x, fraction ≤ x)."""
+    v = values.sort().values.numpy()
+    index = np.unique(np.linspace(0, len(v) - 1, min(points, len(v))).astype(int))
+    return v[index], (index + 1) / len(v)
+
+
 def confidence_histograms(rep: Reproduction) -> go.Figure:
-    """Histograms of log-probabilities: predicted class (left) and non-predicted classes (right)."""
+    """Distributions of log-probabilities, as cumulative curves (readable with many models and with a distilled
+    model whose non-predicted log-probabilities sit far below the others): predicted class (left) and
+    non-predicted classes (right)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["predicted class", "non-predicted classes"])
     for i, (role, d) in enumerate(rep.arrays["confidence"].items()):
         for col, kind in ((1, "predicted"), (2, "other")):
-            v = d[kind].clamp_min(LOGP_FLOOR).numpy()
-            fig.add_trace(go.Histogram(x=v, name=_label(role), legendgroup=role, showlegend=col == 1, opacity=0.55,
-                                       histnorm="probability", nbinsx=60, marker_color=f"hsl({47 * i},60%,45%)"),
-                          1, col)
+            x, f = _ecdf(d[kind].clamp_min(LOGP_FLOOR))
+            fig.add_trace(go.Scatter(x=x, y=f, mode="lines", name=_label(role), legendgroup=role, showlegend=col == 1,
+                                     line={"color": qualitative.D3[i % len(qualitative.D3)]}), 1, col)
     fig.update_xaxes(title=f"log p (clipped at {LOGP_FLOOR:g})")
-    return fig.update_layout(barmode="overlay", width=1000, height=420, title="confidence at T = 1")
+    fig.update_yaxes(title="fraction ≤ x", range=[0, 1.02], col=1)
+    return fig.update_layout(width=1000, height=420, title="confidence at T = 1 (cumulative distributions)")
 
 
 def gradient_norm_boxes(rep: Reproduction) -> go.Figure:

@@ -29,6 +29,7 @@ from gradreg.zoo import read_manifest
 COMPARED = ("plain", "distill", "fgsm_at", "grad_uniform", "grad_y")  # the paper's five (PAPER.md §6)
 EXTRAS = ("pgd_at", "both")  # references the paper lacks, for PGD and the masking checks
 JUDGES = ("grad_fd", "pgd_at", "both")  # first one present judges the iterated-TGSM images (not in COMPARED)
+JUDGE_STEPS = (5, 10)  # iterated-TGSM lengths shown to the judge (the paper's figures use 10)
 GRAD_Y_LAMBDA = 10.0  # λ_eff of the compared Grad Reg (y) model (PAPER.md §3: the largest λ that keeps accuracy)
 OnStep = Callable[[str], None]
 
@@ -246,8 +247,8 @@ def _targeted_steps(rep: Reproduction, five: dict[str, nn.Module], judge: nn.Mod
     xc, yc = class_examples(x, y, int(y.max()) + 1)
     rep.arrays["grids"] = {role: iterated_grid(m, xc, yc) for role, m in five.items()}
     rep.records["iterated_grid"] = grid_records(rep.arrays["grids"], five, judge)
-    rep.records["judge"] = ([judge_target_rate(m, judge, xa, ya) | {"model": role} for role, m in five.items()]
-                            if judge is not None else [])
+    rep.records["judge"] = ([judge_target_rate(m, judge, xa, ya, steps=k) | {"model": role, "steps": k}
+                             for k in JUDGE_STEPS for role, m in five.items()] if judge is not None else [])
     on_step("jsma")
     rep.records["jsma"] = [jsma_stats(m, x[:s.n_jsma], y[:s.n_jsma], seed=s.seed) | {"model": role}
                            for role, m in five.items()]
@@ -287,7 +288,7 @@ def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.
     rep.records["attacks"] = attack_records(rep.records["masking"])
     on_step("lambda")
     rep.records["lambda"] = lambda_records(manifest, list(by_entry.values()))
-    rep.meta = {"dataset": manifest["dataset"], "roles": roles, "settings": settings_dict(s),
+    rep.meta = {"dataset": manifest["dataset"], "roles": roles, "zoo_n_eval": manifest.get("n_eval"), "settings": settings_dict(s),
                 "zoo": {m["name"]: {"id": m["id"], "config": m["config"], "train_seconds": m["train_seconds"],
                                     "code_version": m["code_version"]} for m in manifest["models"]}}
     return rep

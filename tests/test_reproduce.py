@@ -77,7 +77,8 @@ def _records(*, gr_clean=0.98, gr_fgsm=(0.9, 0.7), receivers=None, other_logp=(-
                        {"model": "plain", "kind": "other", "mean_logp": other_logp[1]}],
         "saliency": [{"model": "grad_y", "total_variation": tv[0], "stroke_mass": 0.5},
                      {"model": "plain", "total_variation": tv[1], "stroke_mass": 0.3}],
-        "judge": [{"model": "grad_y", "judge_target_rate": 0.4}, {"model": "plain", "judge_target_rate": 0.05}],
+        "judge": [{"model": "grad_y", "steps": 10, "judge_target_rate": 0.4},
+                  {"model": "plain", "steps": 10, "judge_target_rate": 0.05}],
         "attacks": [{"model": "grad_y", "method": "pgd", "eps": 0.3, "accuracy": 0.0},
                     {"model": "pgd_at", "method": "pgd", "eps": 0.3, "accuracy": 0.6}],
     }
