@@ -33,7 +33,7 @@ def transfer_from_plain(rep: Reproduction, *, method: str = "fgsm") -> go.Figure
     """Accuracy of each model on ``method`` examples crafted on the normal model, against ε."""
     rows = [r | {"model": _label(r["model"])} for r in rep.records["transfer"]
             if r["source"] == "plain" and r["method"] == method]
-    return accuracy_curve(rows).update_layout(title=f"{method.upper()} crafted on Normal (diagonal: white-box)")
+    return accuracy_curve(rows).update_layout(title=f"{method.upper()} crafted on Normal (Normal's own line is white-box)")
 
 
 def white_box_curves(rep: Reproduction, *, method: str = "fgsm") -> go.Figure:
