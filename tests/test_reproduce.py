@@ -139,3 +139,22 @@ def test_checkpoint_whose_header_length_starts_with_0x80_loads(tmp_path):
             break
     assert path.read_bytes()[:1] == b"\x80"
     assert load(path).id == ckpt.id
+
+
+def test_figures_that_cannot_be_made_are_reported_not_raised(tmp_path, monkeypatch):
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from gradreg import report_figures
+    from gradreg.reproduce import Reproduction
+
+    status = report_figures.write_figures(Reproduction(), tmp_path)  # no records at all
+    assert set(status) == set(report_figures.FIGURES) and all(s.startswith("missing") for s in status.values())
+
+    def no_chromium(*args, **kwargs):
+        raise RuntimeError("Chromium not found")
+
+    monkeypatch.setattr(pio, "write_images", no_chromium)
+    monkeypatch.setattr(go.Figure, "write_image", no_chromium)
+    monkeypatch.setattr(report_figures, "FIGURES", {"empty": lambda rep: go.Figure()})
+    assert report_figures.write_figures(Reproduction(), tmp_path) == {"empty": "missing: RuntimeError: Chromium not found"}
