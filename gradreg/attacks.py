@@ -118,12 +118,7 @@ def tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, target
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
-    check_eps(eps, len(x))
-    with eval_mode(model):
-        t = resolve_target(model, x, y, target, generator=generator_for(seed))
-        return projected_steps(model, x, t, eps=eps, step=eps, steps=1, norm="linf", targeted=True,
-                               random_start=False, generator=None)
+    return _targeted_sign_steps(model, x, y, step=eps, steps=1, target=target, seed=seed)
 
 
 def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 0.1, steps: int = 10,
@@ -136,12 +131,19 @@ def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Ep
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
+    return _targeted_sign_steps(model, x, y, step=eps, steps=steps, target=target, seed=seed)
+
+
+def _targeted_sign_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: Eps, steps: int,
+                         target: Target, seed: int | None) -> torch.Tensor:
+    """``steps`` L∞ sign steps of size ``step`` towards the resolved target, clipping only: one step of size ε
+    never leaves the ε-ball, so TGSM needs no projection either."""
     check_inputs(x, y)
-    check_eps(eps, len(x))
+    check_eps(step, len(x))
     _check_count("steps", steps)
     with eval_mode(model):
         t = resolve_target(model, x, y, target, generator=generator_for(seed))
-        return projected_steps(model, x, t, eps=None, step=eps, steps=steps, norm="linf", targeted=True,
+        return projected_steps(model, x, t, eps=None, step=step, steps=steps, norm="linf", targeted=True,
                                random_start=False, generator=None)
 
 
