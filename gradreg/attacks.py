@@ -149,7 +149,7 @@ def _targeted_sign_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
 
 def bim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int = 10,
         step_size: float | None = None, norm: Norm = "linf") -> torch.Tensor:
-    """Basic iterative method (Kurakin et al. 2016): PGD without random start.
+    """Basic iterative method (Kurakin et al. 2016): PGD without random start (and Kurakin et al.'s step).
 
     Args:
         eps: radius in pixel units; steps: iterations; step_size: defaults to 1.25·ε/steps (Kurakin et al.'s
@@ -159,12 +159,9 @@ def bim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: 
     """
     check_inputs(x, y)
     check_eps(eps, len(x))
-    _check_norm(norm)
-    _check_count("steps", steps)
+    _check_count("steps", steps)  # all three before the step size is computed from them
     step = 1.25 * eps / steps if step_size is None else step_size
-    with eval_mode(model):
-        return projected_steps(model, x, y, eps=eps, step=step, steps=steps, norm=norm, targeted=False,
-                               random_start=False, generator=None)
+    return pgd(model, x, y, eps=eps, steps=steps, step_size=step, norm=norm, random_start=False)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int = 40,
