@@ -50,6 +50,7 @@ class EpochStats:
 
 OnEpoch = Callable[[EpochStats], "bool | None"]  # return True to stop
 OnBatch = Callable[[int, int, dict], "bool | None"]  # (batch, batches, running metrics); True to stop
+OnEpochModel = Callable[[EpochStats, nn.Module], "bool | None"]  # the model in eval mode after each epoch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -88,7 +89,7 @@ def _batch_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
 
 def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str, temperature: float,
                soft_targets: torch.Tensor | None, on_epoch: OnEpoch | None, on_batch: OnBatch | None,
-               stop: threading.Event | None) -> tuple[list[dict], bool]:
+               stop: threading.Event | None, on_epoch_model: OnEpochModel | None) -> tuple[list[dict], bool]:
     """Train ``model`` for ``config.epochs``; returns (history, completed)."""
     x, y = data["train"]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -119,7 +120,11 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
                 return history, False
         stats = _epoch_stats(model, data, phase, epoch, config.epochs, sums / len(x), correct / len(x), start)
         history.append(asdict(stats))
-        if on_epoch is not None and on_epoch(stats):
+        halted = on_epoch is not None and on_epoch(stats)
+        if on_epoch_model is not None:
+            model.eval()  # the next epoch switches back to training mode
+            halted = on_epoch_model(stats, model) or halted
+        if halted:
             return history, epoch == config.epochs
     return history, True
 
@@ -145,7 +150,7 @@ def _model_kwargs(config: TrainConfig, data: dict) -> dict:
 
 
 def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnBatch | None = None,
-          stop: threading.Event | None = None) -> Checkpoint:
+          stop: threading.Event | None = None, on_epoch_model: OnEpochModel | None = None) -> Checkpoint:
     """Train the model ``config`` describes and return it as a (not yet saved) ``Checkpoint``.
 
     Args:
@@ -153,6 +158,9 @@ def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnB
         on_epoch: called with each ``EpochStats``; returning True stops after that epoch.
         on_batch: called after each batch with (batch, batches, running metrics); returning True stops there.
         stop: an event that, once set, stops training after the current batch.
+        on_epoch_model: called after ``on_epoch`` with the stats and the model being trained, in eval mode, e.g. to
+            evaluate it during training (PAPER.md §6: transferred-FGSM accuracy per epoch); it must not change the
+            weights; returning True stops after that epoch. For distillation it sees the teacher, then the student.
     Returns:
         The checkpoint; ``complete`` is False when training was stopped early (its history says how far it got).
     """
@@ -161,7 +169,7 @@ def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnB
     device = resolve_device(config.device)
     data = _load_splits(config, device)
     kwargs = _model_kwargs(config, data)
-    hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "stop": stop}
+    hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "stop": stop, "on_epoch_model": on_epoch_model}
     soft_targets, history, temperature = None, [], 1.0
     if config.defence == "distill":
         temperature = config.temperature

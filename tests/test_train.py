@@ -57,3 +57,19 @@ def test_epoch_stats_fields():
     (stats,) = ckpt.history
     assert set(stats) >= {"loss", "ce", "penalty", "train_accuracy", "val_accuracy", "grad_norm", "seconds"}
     assert stats["grad_norm"] > 0 and stats["seconds"] > 0
+
+
+def test_on_epoch_model_sees_the_trained_model_in_eval_mode_each_epoch():
+    seen = []
+
+    def hook(stats, model):
+        assert not model.training
+        with torch.no_grad():
+            seen.append((stats.epoch, {k: v.clone() for k, v in model.state_dict().items()}))
+
+    ckpt = train(TrainConfig(**SMALL), on_epoch_model=hook)
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert not all(torch.equal(seen[0][1][k], seen[1][1][k]) for k in ckpt.state_dict)  # weights moved
+    assert all(torch.equal(seen[1][1][k], ckpt.state_dict[k]) for k in ckpt.state_dict)  # the returned model
+    stopped = train(TrainConfig(**SMALL), on_epoch_model=lambda stats, model: True)
+    assert len(stopped.history) == 1 and not stopped.complete
