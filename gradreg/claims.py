@@ -150,8 +150,22 @@ def _pgd(r: Records) -> Outcome:
     return verdict, f"white-box PGD ε 0.3: PGD-AT {_pts(ref)}, GR(y) {_pts(gr)}"
 
 
-def _not_run(r: Records) -> Outcome:
-    raise Missing("no per-epoch model access in train(); see the report's note")
+def _training_curves(r: Records) -> Outcome:
+    rows = r.get("training_curve") or []
+    if not {"plain", "grad_y"} <= {x["model"] for x in rows}:
+        raise Missing("no training-curve records for Normal and GR(y)")
+    (p_peak, p_epoch, p_drop), (g_peak, g_epoch, g_drop) = (_peak_and_drop(rows, m) for m in ("plain", "grad_y"))
+    last = max(x["epoch"] for x in rows)
+    hits = int(p_epoch < last and p_drop >= 0.05) + int(g_drop <= 0.02)
+    return _grade(hits, 2), (f"transferred FGSM ε {rows[0]['eps']:g} over {last} epochs: Normal peaks at "
+                             f"{_pts(p_peak)} (epoch {p_epoch}) and ends {100 * p_drop:.1f} points lower; GR(y) peaks at "
+                             f"{_pts(g_peak)} (epoch {g_epoch}) and ends {100 * g_drop:.1f} points lower")
+
+
+def _peak_and_drop(rows: list[dict], role: str) -> tuple[float, int, float]:
+    curve = sorted((x["epoch"], x["transfer_fgsm"]) for x in rows if x["model"] == role)
+    epoch, peak = max(curve, key=lambda point: (point[1], -point[0]))
+    return peak, epoch, peak - curve[-1][1]
 
 
 CLAIMS = (
@@ -184,7 +198,9 @@ CLAIMS = (
     Claim("pgd_gap", "GR is far weaker than PGD-AT under PGD", "§8",
           "white-box PGD accuracy at ε = 0.3: PGD-AT ≥ GR(y) + 20 points (partly: higher)", _pgd),
     Claim("training_curves", "Normal's transferred-FGSM accuracy peaks early in training and declines; GR's does not",
-          "§6", "not run: needs per-epoch model snapshots (see 'Not reproduced')", _not_run),
+          "§6", "Normal and GR(y) retrained from their zoo configs, scored after each epoch on FGSM (ε = 0.2) crafted "
+          "on the zoo's Normal model: Normal peaks before the last epoch and ends ≥ 5 points below its peak, and "
+          "GR(y) ends within 2 points of its peak (partly: one of the two)", _training_curves),
 )
 
 

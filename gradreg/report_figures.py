@@ -130,6 +130,19 @@ def lambda_maps(rep: Reproduction) -> go.Figure:
     return fig.update_layout(title="Grad Reg (y): ∇ₓ log p_y map metrics vs λ_eff")
 
 
+def training_curve(rep: Reproduction) -> go.Figure:
+    """Transferred-FGSM and clean accuracy after each epoch, Normal vs GR(y) (PAPER.md §6's training curves)."""
+    rows = rep.records["training_curve"]
+    if not rows:
+        raise LookupError("no training-curve records")
+    melted = [{"epoch": r["epoch"], "accuracy": r[key], "curve": f"{_label(r['model'])} {what}"}
+              for r in rows for key, what in (("transfer_fgsm", "transferred FGSM"), ("clean", "clean"))]
+    fig = accuracy_curve(melted, x="epoch", group="curve")
+    eps = rows[0]["eps"]
+    return fig.update_layout(xaxis={"title": "epoch", "dtick": 1}, width=800, height=420,
+                             title=f"accuracy during training on FGSM (ε = {eps:g}) crafted on the zoo's Normal model")
+
+
 FIGURES: dict[str, Callable[[Reproduction], go.Figure]] = {
     "white_box_fgsm": white_box_curves,
     "transfer_fgsm_from_plain": transfer_from_plain,
@@ -142,6 +155,7 @@ FIGURES: dict[str, Callable[[Reproduction], go.Figure]] = {
     "gradient_norms": gradient_norm_boxes,
     "lambda_accuracy": lambda_accuracy,
     "lambda_maps": lambda_maps,
+    "training_curve": training_curve,
 }
 
 

@@ -20,9 +20,11 @@ from torch import nn
 
 from gradreg.attacks import attack
 from gradreg.checkpoints import load
+from gradreg.config import TrainConfig
 from gradreg.data import load_dataset
 from gradreg.evaluate import input_gradient_norms, jsma_stats, judge_target_rate, predict, predict_logits, robust_accuracy
 from gradreg.masking import masking_checks
+from gradreg.training_curves import curve_config, transfer_during_training
 from gradreg.transfer import transfer_matrix
 from gradreg.zoo import read_manifest
 
@@ -48,16 +50,21 @@ class Settings:
     square_queries: int = 500
     n_saliency: int = 128
     n_maps: int = 8  # digits in the input-gradient figure
+    curve_epochs: int = 8  # transferred FGSM during training: Normal and GR(y) retrained for this many epochs
+    curve_n_train: int = 10000  # … on this many training images (a CPU budget; the paper trained 70 epochs)
+    n_curve: int = 1000  # … and scored on this many test images
+    curve_eps: float = 0.2  # PAPER.md §5
     seed: int = 0
 
 
 PROFILES = {
     "full": Settings(),
     "quick": Settings(n_attack=64, n_transfer=128, epsilons=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), n_jsma=8, n_masking=32,
-                      pgd_steps=10, square_queries=100, n_saliency=32, n_maps=4),
+                      pgd_steps=10, square_queries=100, n_saliency=32, n_maps=4, curve_epochs=2,
+                      curve_n_train=1000, n_curve=128),
 }
 STEPS = ("load", "clean", "white_box", "transfer", "iterated_tgsm", "jsma", "saliency", "confidence", "masking",
-         "lambda")
+         "lambda", "training_curve")
 
 
 @dataclass
@@ -213,6 +220,18 @@ def lambda_records(manifest: dict, saliency: list[dict]) -> list[dict]:
     return out
 
 
+def curve_records(manifest: dict, roles: dict[str, str], models: dict[str, nn.Module], x: torch.Tensor,
+                  y: torch.Tensor, s: Settings) -> list[dict]:
+    """Transferred-FGSM accuracy per epoch of Normal and GR(y) retrained from their zoo configs (another seed),
+    on FGSM crafted on the zoo's Normal model (``gradreg.training_curves``); empty without both roles."""
+    if not {"plain", "grad_y"} <= set(roles):
+        return []
+    configs = {m["name"]: TrainConfig.from_dict(m["config"]) for m in manifest["models"]}
+    retrain = {role: curve_config(configs[roles[role]], epochs=s.curve_epochs, n_train=s.curve_n_train,
+                                  seed=s.seed + 1) for role in ("plain", "grad_y")}
+    return transfer_during_training(retrain, models[roles["plain"]], x[:s.n_curve], y[:s.n_curve], eps=s.curve_eps)
+
+
 def settings_dict(s: Settings) -> dict:
     """The settings as a JSON-ready dict."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()}
@@ -288,6 +307,8 @@ def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.
     rep.records["attacks"] = attack_records(rep.records["masking"])
     on_step("lambda")
     rep.records["lambda"] = lambda_records(manifest, list(by_entry.values()))
+    on_step("training_curve")
+    rep.records["training_curve"] = curve_records(manifest, roles, models, x, y, s)
     rep.meta = {"dataset": manifest["dataset"], "roles": roles, "zoo_n_eval": manifest.get("n_eval"), "settings": settings_dict(s),
                 "zoo": {m["name"]: {"id": m["id"], "config": m["config"], "train_seconds": m["train_seconds"],
                                     "code_version": m["code_version"]} for m in manifest["models"]}}

@@ -27,7 +27,8 @@ def tiny_zoo(tmp_path_factory):
 def quick_report(tiny_zoo, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     tiny = Settings(n_attack=32, n_transfer=64, epsilons=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), n_jsma=4, n_masking=16,
-                    pgd_steps=5, square_queries=20, n_saliency=16, n_maps=3)
+                    pgd_steps=5, square_queries=20, n_saliency=16, n_maps=3, curve_epochs=2, curve_n_train=200,
+                    n_curve=32)
     with pytest.MonkeyPatch.context() as patch:  # the CLI's --quick profile, shrunk to keep this test fast
         patch.setitem(PROFILES, "quick", tiny)
         assert main(["reproduce", "--dataset", "synthetic", "--quick", "--zoo", str(tiny_zoo), "--out", str(out)]) == 0
@@ -40,8 +41,11 @@ def test_quick_run_writes_report_with_a_verdict_per_claim(quick_report):
     assert [c["id"] for c in results["claims"]] == [c.id for c in CLAIMS]
     assert all(c["verdict"] in VERDICTS for c in results["claims"])
     assert all(f"**{c['verdict']}**" in text for c in results["claims"])
-    tested = [c for c in results["claims"] if c["id"] != "training_curves"]
-    assert all(c["verdict"] != NOT_TESTED for c in tested), [c["evidence"] for c in tested]
+    assert all(c["verdict"] != NOT_TESTED for c in results["claims"]), [c["evidence"] for c in results["claims"]]
+    curve = results["records"]["training_curve"]
+    assert {(r["model"], r["epoch"]) for r in curve} == {(m, e) for m in ("plain", "grad_y") for e in (1, 2)}
+    assert all(0 <= r["transfer_fgsm"] <= 1 and 0 <= r["clean"] <= 1 for r in curve)
+    assert "## Transferred-FGSM accuracy during training" in text
     assert "QUICK" in text and "## Deviations from the paper" in text
     for name, status in results["meta"]["figures"].items():  # each figure is either there or named as missing
         assert (quick_report / status).is_file() if not status.startswith("missing") else f"`{name}` is missing" in text
@@ -54,7 +58,7 @@ def test_wrong_dataset_exits_2(tiny_zoo, tmp_path):
 
 
 def _records(*, gr_clean=0.98, gr_fgsm=(0.9, 0.7), receivers=None, other_logp=(-10.0, -25.0), tv=(1.5, 2.6),
-             masking_fails=("distill", "fgsm_at")) -> dict:
+             masking_fails=("distill", "fgsm_at"), curves=((0.3, 0.5, 0.4, 0.3), (0.3, 0.6, 0.7, 0.7))) -> dict:
     """Hand-made records shaped like ``gradreg.reproduce``'s; defaults reproduce the paper."""
     receivers = receivers or {0.1: (0.9, 0.99, 0.95, 0.96), 0.2: (0.5, 0.97, 0.9, 0.91), 0.3: (0.2, 0.85, 0.7, 0.8),
                               0.4: (0.07, 0.45, 0.5, 0.62), 0.5: (0.06, 0.17, 0.3, 0.4)}
@@ -81,6 +85,8 @@ def _records(*, gr_clean=0.98, gr_fgsm=(0.9, 0.7), receivers=None, other_logp=(-
                   {"model": "plain", "steps": 10, "judge_target_rate": 0.05}],
         "attacks": [{"model": "grad_y", "method": "pgd", "eps": 0.3, "accuracy": 0.0},
                     {"model": "pgd_at", "method": "pgd", "eps": 0.3, "accuracy": 0.6}],
+        "training_curve": [{"model": m, "epoch": e + 1, "eps": 0.2, "transfer_fgsm": a, "clean": 0.9}
+                           for m, accs in zip(("plain", "grad_y"), curves) for e, a in enumerate(accs)],
     }
 
 
@@ -90,7 +96,6 @@ def _verdicts(records: dict) -> dict[str, str]:
 
 def test_paper_shaped_records_reproduce_every_claim():
     verdicts = _verdicts(_records())
-    assert verdicts.pop("training_curves") == NOT_TESTED
     assert set(verdicts.values()) == {REPRODUCED}, verdicts
 
 
@@ -110,6 +115,10 @@ def test_paper_shaped_records_reproduce_every_claim():
     ({"receivers": {e: (0.9, 0.1, 0.6, 0.5) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "transfer_ranking", NOT_REPRODUCED),
     ({"receivers": {e: (0.9, 0.1, 0.6, 0.5) for e in (0.1, 0.2, 0.3, 0.4, 0.5)}}, "distill_worst_receiver",
      NOT_REPRODUCED),
+    ({"curves": ((0.3, 0.5, 0.5, 0.5), (0.3, 0.6, 0.7, 0.7))}, "training_curves", PARTLY),  # Normal holds
+    ({"curves": ((0.3, 0.4, 0.5, 0.6), (0.3, 0.6, 0.7, 0.7))}, "training_curves", PARTLY),  # Normal still rising
+    ({"curves": ((0.3, 0.5, 0.4, 0.3), (0.3, 0.7, 0.6, 0.5))}, "training_curves", PARTLY),  # GR declines too
+    ({"curves": ((0.3, 0.4, 0.5, 0.6), (0.3, 0.7, 0.6, 0.5))}, "training_curves", NOT_REPRODUCED),
 ])
 def test_criteria_on_hand_made_records(changes, claim, verdict):
     assert _verdicts(_records(**changes))[claim] == verdict
@@ -117,9 +126,10 @@ def test_criteria_on_hand_made_records(changes, claim, verdict):
 
 def test_missing_records_mean_not_tested():
     records = _records()
-    del records["masking"], records["transfer"]
+    del records["masking"], records["transfer"], records["training_curve"]
     verdicts = _verdicts(records)
     assert verdicts["masking_checks"] == verdicts["transfer_ranking"] == verdicts["gr_examples_transfer"] == NOT_TESTED
+    assert verdicts["training_curves"] == NOT_TESTED
     assert verdicts["clean_accuracy"] == REPRODUCED
 
 
