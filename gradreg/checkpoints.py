@@ -1,8 +1,11 @@
 """Self-describing checkpoints: one safetensors file whose header carries the config, history and metrics as JSON.
 
 Nothing is ever unpickled. Writes are atomic (temp file in the same directory, fsync, rename), so a crash
-never leaves a half-written checkpoint under a checkpoint's name. Shipped models live in ``checkpoints/``;
-new ones go to ``$GRADREG_CHECKPOINT_DIR`` (default ``~/.cache/gradreg/checkpoints``).
+never leaves a half-written checkpoint under a checkpoint's name; leftover temp files are hidden, never listed, and
+removed by the next save of that id. Writers of one id hold an OS lock (``fcntl.flock`` on ``.<id>.lock``, POSIX
+only), so two processes training the same config never both train it: one trains, the other waits, then loads.
+Shipped models live in ``checkpoints/``; new ones go to ``$GRADREG_CHECKPOINT_DIR`` (default
+``~/.cache/gradreg/checkpoints``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import os
 import struct
 import subprocess
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors.torch import load as st_load
@@ -24,11 +30,19 @@ from torch import nn
 from gradreg.config import TrainConfig, config_id
 from gradreg.models import build_model
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the same-config lock is then a no-op (README: POSIX only)
+    fcntl = None
+
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 MAX_HEADER_BYTES = 8 * 1024 * 1024  # refuse absurd headers before parsing them
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 SUSPECT_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tmp")
+LOCK_SUFFIX = ".lock"
+DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+          torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}  # torch dtype → safetensors header name
 
 
 class CheckpointError(ValueError):
@@ -120,6 +134,7 @@ def _read_header(path: Path) -> tuple[dict, dict]:
         raise _fail(path, "a safetensors file without gradreg metadata (not a gradreg checkpoint)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise _fail(path, f"checkpoint format {meta.get('format_version')!r}; this gradreg reads {FORMAT_VERSION}")
+    _check_meta(path, meta)
     try:
         end = max((int(spec["data_offsets"][1]) for spec in header.values()), default=0)
     except (KeyError, TypeError, ValueError, IndexError):
@@ -129,17 +144,38 @@ def _read_header(path: Path) -> tuple[dict, dict]:
     return meta, header
 
 
+def _check_meta(path: Path, meta: dict) -> None:
+    """The metadata's fields have the types the app relies on (a hostile file may put anything there)."""
+    metrics, history = meta.get("metrics", {}), meta.get("history", [])
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("model_kwargs"), dict):
+        raise _fail(path, "malformed metadata: config and model_kwargs must be JSON objects")
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) or v is None for v in metrics.values()):
+        raise _fail(path, "malformed metadata: metrics must map names to numbers")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise _fail(path, "malformed metadata: history must be a list of objects")
+    if not isinstance(meta.get("complete", False), bool):
+        raise _fail(path, "malformed metadata: complete must be true or false")
+    seconds = meta.get("train_seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise _fail(path, "malformed metadata: train_seconds must be a number")
+
+
 def _config_and_check_shapes(path: Path, meta: dict, specs: dict) -> TrainConfig:
     try:
         config = TrainConfig.from_dict(meta["config"])
         with torch.device("meta"):
             expected = build_model(config.model, **meta["model_kwargs"]).state_dict()
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise _fail(path, f"invalid config in metadata ({err})") from None
     shapes = {name: list(spec.get("shape", [])) for name, spec in specs.items()}
     want = {name: list(t.shape) for name, t in expected.items()}
     if shapes != want:
         raise _fail(path, f"tensors do not match model {config.model!r}: {_shape_diff(shapes, want)}")
+    dtypes = {name: str(spec.get("dtype")) for name, spec in specs.items()}
+    wrong = sorted(k for k, t in expected.items() if DTYPES.get(t.dtype, dtypes[k]) != dtypes[k])
+    if wrong:
+        raise _fail(path, f"wrong tensor dtypes {[(k, dtypes[k]) for k in wrong[:3]]} for model {config.model!r}")
     return config
 
 
@@ -152,18 +188,38 @@ def _shape_diff(got: dict, want: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The file's tensors (safetensors parses them; nothing executes), refused if any weight is NaN or inf."""
+    try:
+        tensors = st_load(path.read_bytes())
+    except Exception as err:  # safetensors raises its own error types for malformed data
+        raise _fail(path, f"tensor data unreadable ({err})") from None
+    broken = sorted(k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    if broken:
+        raise _fail(path, f"non-finite weights (NaN or inf) in {broken[:3]}")
+    return tensors
+
+
 def inspect(path: str | Path) -> CheckpointInfo:
-    """Describe a file without loading its weights; never raises for a bad file (``ok=False`` with a reason)."""
+    """Describe a file without building its model; never raises for a bad file (``ok=False`` with a reason).
+
+    The tensors are read and checked too (these models are small), so a file listed as usable also loads."""
     path = Path(path)
     try:
         meta, specs = _read_header(path)
         config = _config_and_check_shapes(path, meta, specs)
+        _read_tensors(path)
     except CheckpointError as err:
         return CheckpointInfo(path, False, str(err).removeprefix(f"{path}: "))
     except OSError as err:
         return CheckpointInfo(path, False, f"unreadable ({err.strerror or err})")
     return CheckpointInfo(path, True, "", config_id(config), config, meta.get("metrics", {}),
                           bool(meta.get("complete", False)))
+
+
+def is_scratch(path: Path) -> bool:
+    """A hidden temp file of an atomic write (``.<id>.*.tmp``) or a lock file (``.<id>.lock``)."""
+    return path.name.startswith(".") and path.suffix in (".tmp", LOCK_SUFFIX)
 
 
 def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
@@ -174,6 +230,8 @@ def list_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
         if not directory.is_dir():
             continue
         for path in sorted(directory.iterdir()):
+            if is_scratch(path):
+                continue  # a save in progress (or killed mid-write) and lock files: never a checkpoint
             if path.is_file() and (path.suffix == SUFFIX or path.suffix in SUSPECT_SUFFIXES):
                 infos.append(inspect(path) if path.suffix == SUFFIX else
                              CheckpointInfo(path, False, f"not a safetensors checkpoint ({path.suffix})"))
@@ -200,10 +258,7 @@ def load(id_or_path: str | Path) -> Checkpoint:
         path = found
     meta, specs = _read_header(path)
     config = _config_and_check_shapes(path, meta, specs)
-    try:
-        tensors = st_load(path.read_bytes())
-    except Exception as err:  # safetensors raises its own error types for malformed data
-        raise _fail(path, f"tensor data unreadable ({err})") from None
+    tensors = _read_tensors(path)
     ckpt = Checkpoint(config, tensors, meta["model_kwargs"], meta.get("history", []), meta.get("metrics", {}),
                       bool(meta.get("complete", False)), float(meta.get("train_seconds", 0.0)),
                       str(meta.get("code_version", "")), str(meta.get("created", "")))
@@ -214,16 +269,59 @@ def load(id_or_path: str | Path) -> Checkpoint:
     return ckpt
 
 
+@contextmanager
+def lock(root: str | Path, checkpoint_id: str, *, poll: float = 0.1) -> Iterator[None]:
+    """Hold the exclusive OS lock of ``checkpoint_id`` in ``root`` (``fcntl.flock`` on ``.<id>.lock``).
+
+    Threads and processes that write the same id take turns; the OS releases the lock when a process dies, even
+    by SIGKILL. The holder deletes the lock file before releasing it; a waiter that then wins the lock of a deleted
+    file notices (the path's inode differs) and retries, so no lock file is left behind and no two holders coexist.
+    POSIX only: a no-op without ``fcntl``.
+    """
+    if fcntl is None:
+        yield
+        return
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f".{checkpoint_id}{LOCK_SUFFIX}"
+    while True:
+        handle = open(path, "a")
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(poll)  # polled, not blocking: a waiting thread stays interruptible
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # we locked a file its last holder had already deleted: start again
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # releases the lock
+
+
 def save(ckpt: Checkpoint, root: str | Path | None = None) -> Path:
     """Write ``<root>/<id>.safetensors`` atomically and return its path (root default: the user dir)."""
     root = Path(root) if root is not None else user_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    with lock(root, ckpt.id):
+        return _write(ckpt, root)
+
+
+def _write(ckpt: Checkpoint, root: Path) -> Path:
+    """The atomic write: temp file in ``root``, fsync, rename; the caller holds ``lock(root, ckpt.id)``."""
     meta = {"format_version": FORMAT_VERSION, "config": ckpt.config.to_dict(), "model_kwargs": ckpt.model_kwargs,
             "history": ckpt.history, "metrics": ckpt.metrics, "complete": ckpt.complete,
             "train_seconds": ckpt.train_seconds, "code_version": ckpt.code_version or code_version(),
             "created": ckpt.created or datetime.now(timezone.utc).isoformat(timespec="seconds")}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.state_dict.items()}
     payload = st_save(tensors, metadata={"gradreg": json.dumps(meta)})
+    for stale in root.glob(f".{ckpt.id}.*.tmp"):  # left by a writer killed mid-write; we hold the id's lock
+        stale.unlink(missing_ok=True)
     path = root / f"{ckpt.id}{SUFFIX}"
     fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{ckpt.id}.", suffix=".tmp")
     try:
@@ -238,23 +336,40 @@ def save(ckpt: Checkpoint, root: str | Path | None = None) -> Path:
     return path
 
 
+def _load_complete(path: Path | None) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it exists, is usable and complete; else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        ckpt = load(path)
+    except CheckpointError:
+        return None  # an unusable file under this name is replaced by a fresh run
+    return ckpt if ckpt.complete else None
+
+
 def load_or_train(config: TrainConfig, *, root: str | Path | None = None, **train_kwargs) -> Checkpoint:
     """Load the checkpoint of ``config`` if one exists and is complete; otherwise train it and save it to ``root``.
 
-    ``train_kwargs`` go to ``gradreg.train.train`` (``on_epoch``, ``on_batch``, ``stop``). A run that was
-    stopped early is returned but not saved.
+    Training holds the id's ``lock``: a second process (or thread) asking for the same config meanwhile waits, then
+    loads what the first saved instead of training it again. ``train_kwargs`` go to ``gradreg.train.train``
+    (``on_epoch``, ``on_batch``, ``stop``). A run that was stopped early is returned but not saved.
     """
     from gradreg.train import train
 
-    path = find(config_id(config)) if root is None else Path(root) / f"{config_id(config)}{SUFFIX}"
-    if path is not None and path.is_file():
-        try:
-            ckpt = load(path)
-            if ckpt.complete:
-                return ckpt
-        except CheckpointError:
-            pass  # an unusable file under this name is replaced by a fresh run
-    ckpt = train(config, **train_kwargs)
-    if ckpt.complete:
-        save(ckpt, root)
+    cid = config_id(config)
+    target = Path(root) if root is not None else user_dir()
+
+    def existing() -> Checkpoint | None:
+        return _load_complete(find(cid) if root is None else target / f"{cid}{SUFFIX}")
+
+    ckpt = existing()
+    if ckpt is not None:
+        return ckpt
+    with lock(target, cid):
+        ckpt = existing()  # trained by whoever held the lock before us
+        if ckpt is not None:
+            return ckpt
+        ckpt = train(config, **train_kwargs)
+        if ckpt.complete:
+            _write(ckpt, target)
     return ckpt
