@@ -11,6 +11,9 @@ pages = [
     st.Page("pages/lambda_explorer.py", title="λ explorer", icon=":material/tune:"),
     st.Page("pages/attack_lab.py", title="Attack lab", icon=":material/bolt:"),
     st.Page("pages/saliency_compare.py", title="Saliency compare", icon=":material/grid_view:"),
+    st.Page("pages/draw.py", title="Draw a digit", icon=":material/draw:"),
+    st.Page("pages/quiz.py", title="Quiz", icon=":material/quiz:"),
+    st.Page("pages/story.py", title="The paper's story", icon=":material/auto_stories:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]
