@@ -18,6 +18,7 @@ from gradreg.reproduce import COMPARED, EXTRAS, assign_roles, class_examples, gr
 from gradreg.transfer import transfer_matrix
 
 TRANSFER_METHODS = ("fgsm", "tgsm", "pgd")
+PAPER_ROLES = COMPARED  # the paper's five models (PAPER.md §6)
 MASKING_ROLES = ("distill", "fgsm_at", "grad_y", "pgd_at")  # the masked pair, then the two honest defences
 ATTACK_COLUMNS = ("fgsm", "pgd", "square", "transfer")
 

@@ -1,0 +1,65 @@
+"""Gradient masking, as a lesson: distillation, FGSM-AT, Grad Reg (y) and PGD-AT under FGSM, PGD, Square and FGSM
+transferred from the plain model, their exactly-zero gradients and the masking checks (PAPER.md §8)."""
+
+import streamlit as st
+
+from gradreg import lessons, ui, viz_lessons
+from gradreg.masking import masking_checks
+
+COLUMNS = {"fgsm": "white-box FGSM", "pgd": "PGD", "square": "Square (gradient-free)", "transfer": "FGSM from plain"}
+
+ui.routed()
+st.title("Gradient masking, as a lesson")
+manifest = ui.zoo()
+ui.usable_models_or_stop()
+ids, missing = lessons.role_ids(manifest, lessons.MASKING_ROLES)
+plain = lessons.role_ids(manifest, ("plain",))[0]
+if missing:
+    st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: the lesson compares the others.")
+dataset = ui.common_dataset(ids + plain)
+if not ids or dataset is None:
+    st.info("The lesson needs zoo models in the roles distill, fgsm_at, grad_y or pgd_at (one dataset).")
+    st.stop()
+st.markdown("A defence can look robust because an attack cannot *use* its gradient, not because no nearby "
+            "adversarial example exists. The tell-tale signs: PGD or the gradient-free Square attack beat FGSM, "
+            "another model's gradient beats the model's own, and many input gradients are exactly zero.")
+left, middle, right = st.columns(3)
+n = int(left.number_input("Test images (the first N)", 16, 256, 64, step=16, key="masking.n"))
+steps = int(middle.number_input("PGD steps", 5, 100, 20, step=5, key="masking.steps"))
+queries = int(right.number_input("Square queries", 50, 2000, 300, step=50, key="masking.queries"))
+names = {cid: ui.short_name(cid) for cid in ids}
+roles = {names[cid]: role for cid, role in lessons.zoo_roles(manifest).items() if cid in names}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def checks(cid: str, source: str | None, dataset: str, n: int, eps: float, steps: int, queries: int) -> list[dict]:
+    x, y = ui.test_batch(dataset, tuple(range(n)))
+    return masking_checks(ui.load_model(cid), x, y, epsilons=(eps,), source=ui.load_model(source) if source else None,
+                          pgd_steps=steps, square_queries=queries)
+
+
+@st.fragment
+def lesson() -> None:
+    eps = float(st.select_slider("ε (L∞ radius)", (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), value=0.2, key="masking.eps"))
+    results = {}
+    with ui.failures("The masking checks", stop=True), st.status("Attacking the defences…", expanded=False) as status:
+        for cid in ids:
+            status.update(label=f"Attacking {names[cid]} (FGSM, PGD, Square, transfer)…")
+            results[names[cid]] = checks(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
+        status.update(label=f"{len(ids)} defences attacked at ε = {eps:g} on {n} images", state="complete")
+    rows = [lessons.lesson_row(name, records, eps) for name, records in results.items()]
+    st.plotly_chart(viz_lessons.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")
+    table = [{"model": r["model"], **{COLUMNS[c]: r[c] for c in COLUMNS},
+              "zero-gradient images": r["zero_gradient_fraction"]} for r in rows]
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={k: percent for k in table[0] if k != "model"})
+    st.subheader("Why distillation “wins” FGSM")
+    for sentence in lessons.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
+        st.markdown(f"- {sentence}")
+    st.subheader("Masking checks")
+    st.dataframe(lessons.verdict_records(results), hide_index=True, width="stretch", key="masking.verdicts")
+    st.caption("fail = masking suspected (Athalye et al. 2018; Carlini et al. 2019). large_eps runs PGD at ε = 0.5 "
+               f"and expects ≤ 10 % accuracy; transfer uses FGSM crafted on {ui.short_name(plain[0]) if plain else '—'}.")
+
+
+lesson()

@@ -1,0 +1,72 @@
+"""Morphs: the paper's iterated-TGSM grid (original class × target class) per model, read by an independent judge
+model, whose target-class rate stands in for the paper's human study (PAPER.md §7)."""
+
+import streamlit as st
+
+from gradreg import lessons, ui, viz_lessons
+
+ui.routed()
+st.title("Morphs")
+st.markdown("Iterated TGSM pushes the first test image of each class toward every class, with no ε-ball. On a "
+            "model with meaningful gradients the digits should *turn into* the target; on a plain model they stay "
+            "noise. A separate **judge** model reads each image: its target-class rate is our measurable stand-in "
+            "for the paper's human study.")
+manifest = ui.zoo()
+usable = ui.usable_models_or_stop()
+default, missing = lessons.role_ids(manifest, ("plain", "grad_y", "fgsm_at", "distill"))
+if missing:
+    st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: pick from the models it has.")
+ids = ui.model_picker("morphs", default=default or [m["id"] for m in usable[:2]], max_selections=4,
+                      label_text="Models (1–4)")
+dataset = ui.common_dataset(ids)
+if not ids or dataset is None:
+    st.info("Pick one to four models trained on the same dataset.")
+    st.stop()
+candidates = [m["id"] for m in ui.usable_models(dataset)]
+judge_default = lessons.judge_id(manifest)
+judge_default = judge_default if judge_default in candidates else next((c for c in candidates if c not in ids),
+                                                                     candidates[0])
+classes = ui.gallery(dataset)
+firsts = tuple(classes[k][0] for k in sorted(classes))  # the first test image of each class, as in the paper
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def grid(cid: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int, eps: float) -> dict:
+    x, y = ui.test_batch(dataset, indices)
+    return lessons.morph_grid(ui.load_model(cid), x, y, steps=steps, eps=eps, judge=ui.load_model(judge))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def rates(cid: str, judge: str, dataset: str, n: int, steps: int, eps: float) -> dict:
+    x, y = ui.test_batch(dataset, tuple(range(n)))
+    return lessons.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, eps=eps)
+
+
+@st.fragment
+def morphs() -> None:
+    left, middle, right, last = st.columns([3, 2, 2, 2])
+    judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
+                           format_func=ui.short_name, key="morphs.judge")
+    steps = int(middle.slider("TGSM steps", 1, 20, 10, key="morphs.steps"))
+    eps = float(right.select_slider("ε per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
+    n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n"))
+    if judge in ids:
+        st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
+    with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the grids…"):
+        grids = {ui.short_name(cid): grid(cid, judge, dataset, firsts, steps, eps) for cid in ids}
+        rows = [lessons.morph_row(ui.short_name(cid), grids[ui.short_name(cid)], rates(cid, judge, dataset, n, steps,
+                                                                                     eps)) for cid in ids]
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={k: percent for k in rows[0] if k.startswith(("grid", "images:"))})
+    st.caption(f"Grid: the {len(firsts) * (len(firsts) - 1)} off-diagonal cells. Images: the first {n} test images "
+               f"pushed toward (y + 1) mod K by {steps} steps of {eps:g}. The judge is {ui.short_name(judge)}.")
+    columns = st.columns(2)
+    for i, (name, result) in enumerate(grids.items()):
+        title = f"{name}: judge reads the target in {result['judge_target_rate']:.0%} of the cells"
+        columns[i % 2].plotly_chart(viz_lessons.morph_figure(result, title=title), width="stretch",
+                                    key=f"morphs.grid.{name}")
+    st.caption("Corner digit: the judge's reading of each cell, green when it is the target class.")
+
+
+morphs()
