@@ -14,6 +14,9 @@ pages = [
     st.Page("pages/draw.py", title="Draw a digit", icon=":material/draw:"),
     st.Page("pages/quiz.py", title="Quiz", icon=":material/quiz:"),
     st.Page("pages/story.py", title="The paper's story", icon=":material/auto_stories:"),
+    st.Page("pages/transfer.py", title="Transfer matrix", icon=":material/swap_horiz:"),
+    st.Page("pages/masking.py", title="Gradient masking", icon=":material/visibility_off:"),
+    st.Page("pages/morphs.py", title="Morphs", icon=":material/transform:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]
