@@ -8,7 +8,6 @@ frozen model shared by many threads never carries a hook.
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Union
 
 import torch
@@ -24,6 +23,15 @@ TARGETS = ("pred", "true")
 CHUNK = 1024  # images per forward inside Integrated Gradients and Occlusion (bounds memory, amortizes calls)
 
 
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """K, read from a final ``nn.Linear`` when there is one (no forward pass), else from the logits of one image."""
+    last = model[-1] if isinstance(model, nn.Sequential) and len(model) else None
+    if isinstance(last, nn.Linear):
+        return last.out_features
+    with torch.no_grad(), eval_mode(model):
+        return model(x[:1]).shape[1]
+
+
 def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.Tensor | None = None) -> torch.Tensor:
     """The class index per example, ``(N,)`` int64 on ``x``'s device.
 
@@ -31,13 +39,12 @@ def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.T
         x: images ``(N, C, H, W)``; target: ``"pred"`` (the model's argmax), ``"true"`` (needs ``y``), an int
             in [0, K) or an ``(N,)`` integer tensor; y: labels ``(N,)``, used only by ``"true"``.
     """
-    with torch.no_grad(), eval_mode(model):
-        logits = model(x)  # (N, K)
-    n, k = logits.shape
+    if isinstance(target, str) and target == "pred":
+        with torch.no_grad(), eval_mode(model):
+            return model(x).argmax(1)  # (N,)
+    n, k = len(x), _num_classes(model, x)
     valid = f"valid targets: {', '.join(map(repr, TARGETS))}, an int in [0, {k}) or an ({n},) tensor"
     if isinstance(target, str):
-        if target == "pred":
-            return logits.argmax(1)
         if target != "true":
             raise ValueError(f"unknown target {target!r}; {valid}")
         if y is None:
@@ -97,11 +104,11 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, sampl
     example receives the same noise draws, so results do not depend on batch composition.
     """
     generator = torch.Generator().manual_seed(seed)
-    explainer, total = Saliency(model), torch.zeros_like(x)
-    for _ in range(samples):
-        noise = torch.randn(x.shape[1:], generator=generator).to(x) * stdev  # (C, H, W), shared by the batch
-        total += explainer.attribute(x + noise, target=target, abs=False)
-    return total / samples
+    noise = torch.randn((samples, *x.shape[1:]), generator=generator).to(x) * stdev  # (S, C, H, W), batch-shared
+    noisy = (x[None] + noise[:, None]).flatten(0, 1)  # (S·N, C, H, W): every sample in a few large calls
+    targets, explainer, n = target.repeat(samples), Saliency(model), max(len(x), CHUNK // max(len(x), 1) * len(x), 1)
+    grads = [explainer.attribute(noisy[i:i + n], target=targets[i:i + n], abs=False) for i in range(0, len(noisy), n)]
+    return torch.cat(grads).view(samples, *x.shape).mean(0)
 
 
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -158,8 +165,20 @@ SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "occlusion": occlusion,
     "gradcam": gradcam,
 }
-# Methods that attach hooks or attributes to modules: they run on a private deepcopy of the model.
+# Methods that attach hooks or attributes to modules: they run on a private copy of the module tree.
 HOOKED_METHODS = frozenset({"guided_backprop", "deeplift", "gradcam"})
+
+
+def _private_copy(module: nn.Module) -> nn.Module:
+    """A copy of the module tree with its own hook dicts and attributes that shares the parameters and buffers
+    (frozen, eval mode: nothing writes to them), so hooked methods cost no ``deepcopy`` of the weights."""
+    state = {name: type(value)() if "hooks" in name and isinstance(value, dict) else value
+             for name, value in module.__dict__.items()}
+    state["_parameters"], state["_buffers"] = dict(module._parameters), dict(module._buffers)
+    state["_modules"] = {k: None if m is None else _private_copy(m) for k, m in module._modules.items()}
+    clone = object.__new__(type(module))
+    clone.__dict__.update(state)
+    return clone
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "input_gradient", *,
@@ -167,8 +186,8 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     """Attribution map of ``method`` for each example's ``target`` class, signed, same shape as ``x``.
 
     The model runs in eval mode (its previous mode is restored); ``x``, its ``.grad`` and the parameters'
-    ``.grad`` are left untouched. Methods in ``HOOKED_METHODS`` run on a private ``copy.deepcopy`` of the model
-    (cheap for these small nets), so concurrent calls on one shared model neither see nor leave hooks.
+    ``.grad`` are left untouched. Methods in ``HOOKED_METHODS`` run on a private copy of the module tree that
+    shares the weights, so concurrent calls on one shared model neither see nor leave hooks.
 
     Args:
         x: images ``(N, C, H, W)`` in [0, 1]; target: ``"pred"``, ``"true"`` (needs ``y``), an int or ``(N,)``.
@@ -186,7 +205,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     labels = y.to(device) if isinstance(y, torch.Tensor) else y
     t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
     if method in HOOKED_METHODS:
-        model = copy.deepcopy(model)  # hooks and DeepLift's module attributes stay on this private copy
+        model = _private_copy(model)  # hooks and DeepLift's module attributes stay on this copy
     with torch.enable_grad(), eval_mode(model):
         result = SALIENCY_METHODS[method](model, inputs, t, **params)
     return result.detach().to(x.device)
