@@ -96,8 +96,8 @@ def morph_figure(result: Mapping, *, title: str = "", gap: int = 2) -> go.Figure
     heat = go.Heatmap(z=mosaic, colorscale="gray", zmin=0, zmax=float(np.shape(result["grid"])[2]),
                       showscale=False, zsmooth=False, hoverinfo="skip")
     return go.Figure(heat).update_layout(
-        title=title, height=120 + 42 * k, annotations=notes, margin={"t": 60, "b": 10, "l": 60, "r": 10},
-        xaxis={"tickvals": centres, "ticktext": [str(c) for c in range(k)], "title": "target class", "side": "top",
+        title=title, height=120 + 42 * k, annotations=notes, margin={"t": 40, "b": 50, "l": 60, "r": 10},
+        xaxis={"tickvals": centres, "ticktext": [str(c) for c in range(k)], "title": "target class",
                "showgrid": False, "zeroline": False, "constrain": "domain"},
         yaxis={"tickvals": centres, "ticktext": [str(c) for c in result["classes"]], "title": "original",
                "autorange": "reversed", "scaleanchor": "x", "showgrid": False, "zeroline": False},

@@ -53,7 +53,11 @@ def lesson() -> None:
               "zero-gradient images": r["zero_gradient_fraction"]} for r in rows]
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(table, hide_index=True, width="stretch", column_config={k: percent for k in table[0] if k != "model"})
-    st.subheader("Why distillation “wins” FGSM")
+    has_distill = "distill" in roles.values()
+    st.subheader("Why distillation “wins” FGSM" if has_distill else "What the numbers say")
+    if not has_distill:
+        st.caption("Without a distilled model the lesson's main character is missing; the other defences still "
+                   "show which attack is strongest on each.")
     for sentence in lessons.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
         st.markdown(f"- {sentence}")
     st.subheader("Masking checks")

@@ -57,10 +57,12 @@ def panel() -> None:
         st.plotly_chart(viz_lessons.transfer_figure(records, names=names, paper=paper, selected=(source, model),
                                                     title=f"{ui.label(method)} accuracy at ε = {eps:g}"),
                         width="stretch", key="transfer.matrix")
-        st.caption("Rows craft, columns are scored; the diagonal is the white-box attack. *Italic*: the authors' "
-                   "number (PAPER.md §6: MNIST, FGSM crafted on Normal, and their white-box FGSM table), trained 70 "
-                   "epochs on full MNIST with λ_eff ≈ 110 for Grad Reg (y), so expect the shape, not the digits."
-                   + (f" PGD: {PGD_STEPS} steps, random start." if method == "pgd" else ""))
+        st.caption("Rows craft, columns are scored; the diagonal is the white-box attack. "
+                   + (f"*Italic*: the authors' number for {len(paper)} cells (PAPER.md §6: FGSM crafted on Normal, "
+                      "and their white-box FGSM table); their models trained 70 epochs on full MNIST, Grad Reg (y) "
+                      "at λ_eff ≈ 110, so compare the shape, not the digits." if paper else
+                      "The authors' numbers (PAPER.md §6) exist for MNIST FGSM cells of their five models at "
+                      "ε 0.1–0.5 only.") + (f" PGD: {PGD_STEPS} steps, random start." if method == "pgd" else ""))
         cell = examples(source, model, dataset, n, method, eps)
         st.markdown(f"**{names[source]} → {names[model]}**: {names[model]} is right on {cell['accuracy']:.0%} of "
                     f"{cell['n']} crafted images; {cell['n_fooled']} fool it and the two models disagree on "
