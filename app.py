@@ -20,7 +20,13 @@ pages = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]
+if not ui.advanced():  # teacher mode (?teacher=1): a class does not start training runs on the shared server
+    pages = [p for p in pages if p.url_path != "train"]
 page = st.navigation(pages)
 ui.sidebar_status()
-ui.enter_page()
-page.run()
+ui.teaching_box()
+ui.enter_page(page)
+try:
+    page.run()
+finally:
+    ui.sync_url(final=True)  # the page's shared selections into its URL (see ui.share)

@@ -9,8 +9,9 @@ is read from ``$GRADREG_ZOO_DIR`` (default: the shipped ``checkpoints/``), model
 
 from __future__ import annotations
 
+import functools
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +19,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from gradreg import checkpoints, explore, viz, viz_explore
+from gradreg import checkpoints, explore, urlstate, viz, viz_explore
 from gradreg.attacks import ATTACKS, NORMS
 from gradreg.config import ACTIVATIONS, DEFENCES, TrainConfig, config_id
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
@@ -46,9 +47,15 @@ LABELS = {
 }
 
 
-def enter_page() -> None:
-    """Called by ``app.py`` right before it runs the chosen page (see ``routed``)."""
+def enter_page(page=None) -> None:
+    """Called by ``app.py`` right before it runs the chosen ``page`` (see ``routed``; ``share`` forgets the previous
+    page's URL state when the page changed)."""
     st.session_state["app.routed"] = True
+    st.session_state["url.prefixes"] = None  # set again by the page's ``share``
+    if page is not None and st.session_state.get("url.page") != page.url_path:
+        st.session_state["url.page"] = page.url_path
+        for name in ("url.written", "url.base", "url.link", "url.applied"):
+            st.session_state.pop(name, None)
 
 
 def routed() -> None:
@@ -290,7 +297,7 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
 
 
 # Shared widgets: each draws its widgets and returns plain values.
-KNOB_LIMITS = {"steps": 200, "restarts": 10, "queries": 5000}
+KNOB_LIMITS = urlstate.KNOB_LIMITS
 
 
 def show_models(rows: list[dict], *, height: int | None = None) -> None:
@@ -323,6 +330,9 @@ def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (
     rows = usable_models(dataset)
     names = {m["id"]: describe(m) for m in rows}
     chosen = [cid for cid in default if cid in names][:max_selections]
+    picked = st.session_state.get(f"{key}.models")  # from a link: keep the usable ones, at most max_selections
+    if picked is not None and picked != (kept := [cid for cid in picked if cid in names][:max_selections]):
+        st.session_state[f"{key}.models"] = kept
     return st.multiselect(label_text, list(names), default=chosen, format_func=names.get,
                           max_selections=max_selections, key=f"{key}.models")
 
@@ -361,7 +371,7 @@ def attack_controls(key: str) -> dict:
     method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
     saliency = last.selectbox("Saliency method", saliency_methods(), format_func=label, key=f"{key}.saliency")
     spec, params = ATTACKS[method], {}
-    with st.expander(f"{label(method)} settings"):
+    with st.expander(f"{label(method)} settings") if advanced() else nullcontext():
         for name, default in spec.params.items():
             params[name] = _knob(f"{key}.{method}.{name}", name, default)
     norm = params.get("norm", spec.norm)
@@ -376,7 +386,10 @@ def attack_controls(key: str) -> dict:
 
 
 def _knob(key: str, name: str, default: object) -> object:
-    """One attack knob as a widget chosen by its default's type (None: automatic, not shown)."""
+    """One attack knob as a widget chosen by its default's type (None: automatic, not shown); in teacher mode no
+    widget, the link's value or the default."""
+    if not advanced():
+        return st.session_state.get(key, default)
     if name == "norm":
         return st.selectbox("Norm", NORMS, index=NORMS.index(default), key=key)
     if isinstance(default, bool):
@@ -545,3 +558,89 @@ def sidebar_status() -> None:
     if job is not None and job["state"] == "running":
         st.sidebar.progress(explore.progress(job), text=f"Training `{job['id']}`")
     st.sidebar.caption(f"Zoo: `{zoo_dir()}` · your models: `{checkpoints.user_dir()}`")
+
+
+# Shareable views: a page's selections live in its URL (``gradreg.urlstate`` says how values are spelled).
+def _url() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def share(*prefixes: str) -> None:
+    """Keep this page's widget values under ``prefixes`` (whole keys, or prefixes ending in '.') in its URL.
+
+    Call it before the widgets. When the URL's values differ from what this session last wrote (a first visit, a
+    pasted or preset link, the back button), they go into ``st.session_state``, where the widgets pick them up; a
+    value that does not decode is dropped, and ``sync_url`` names it in one warning at this spot. ``sync_url`` (at
+    the end of every run, and of every ``fragment`` rerun) writes the values back: those from the link, and those
+    changed since the page opened, so an untouched page keeps a clean URL and an unchanged view an unchanged URL.
+    """
+    state, link = st.session_state, {k: v for k, v in _url().items() if urlstate.owned(k, prefixes)}
+    state["url.prefixes"], state["url.slot"] = prefixes, st.empty()
+    if link != state.get("url.written"):
+        names = {m["id"]: m["name"] or m["id"] for m in usable_models()}
+        values, state["url.errors"] = urlstate.read(link, models={**{n: i for i, n in names.items()},
+                                                                  **{i: i for i in names}})
+        state.update(values)
+        state["url.link"], state["url.applied"], state["url.check"] = link, values, values
+
+
+def sync_url(*, final: bool = False) -> None:
+    """Write the shared values to the URL (see ``share``); other parameters go, ``?teacher=1`` stays. ``final``
+    (``app.py``, after the page): also warn about link values the page's widgets refused."""
+    state, prefixes = st.session_state, st.session_state.get("url.prefixes")
+    if prefixes is None:  # a page that shares nothing keeps its URL
+        return
+    names = {m["id"]: m["name"] for m in usable_models() if m["name"]}
+    link, applied, base = state.get("url.link", {}), state.get("url.applied", {}), state.setdefault("url.base", {})
+    check, errors = (state.pop("url.check", {}), state.pop("url.errors", [])) if final else ({}, [])
+    for key in [k for k, v in check.items() if k in state and state[k] != v]:  # the widget refused it
+        errors.append(f"{key}={','.join(link[key])} is not offered here")
+        del applied[key]
+        base[key] = urlstate.encode(key, state[key], names=names)  # what the widget fell back to: its default
+    wanted = {}
+    for key in [k for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)]:
+        value = urlstate.encode(key, state[key], names=names)
+        if key in applied:  # from the link: stays, in the link's own spelling while unchanged
+            wanted[key] = link[key] if state[key] == applied[key] else value
+        elif value != base.setdefault(key, value):
+            wanted[key] = value
+    state["url.written"] = dict(wanted)
+    if not advanced():
+        wanted[urlstate.TEACHER] = ["1"]
+    if wanted != _url():
+        st.query_params.from_dict(wanted)
+    if errors and state.get("url.slot") is not None:
+        state["url.slot"].warning("Ignored from the link: " + "; ".join(errors), icon=":material/link_off:")
+
+
+def fragment(func):
+    """``st.fragment`` that also writes the shared values to the URL after each rerun (a fragment's rerun skips
+    ``app.py``, where the full runs call ``sync_url``)."""
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            sync_url()
+    return st.fragment(run)
+
+
+def advanced() -> bool:
+    """False in teacher mode: ``?teacher=1`` in the URL (or the sidebar's lock), kept for the session. Pages hide
+    their advanced controls then; the values still come from the link. A class view, not a security boundary."""
+    if urlstate.teacher(_url()):
+        st.session_state["url.locked"] = True
+    return not st.session_state.get("url.locked", False)
+
+
+def teaching_box() -> None:
+    """The sidebar's note on sharing: the address bar is the view; a button locks it for a class."""
+    if not advanced():
+        st.sidebar.info("**Teacher mode: controls locked.** Copy the address bar to hand out this view; open it "
+                        f"without `{urlstate.TEACHER}=1` to unlock.", icon=":material/lock:")
+        return
+    with st.sidebar.expander("Share or teach this view", icon=":material/share:"):
+        st.caption("The address bar holds this page's settings: copy it to share the view, or open a lesson "
+                   "preset from Home. Locking hides the advanced controls and adds `teacher=1` to the address.")
+        st.button("Lock for a class", key="url.lock", icon=":material/lock:",
+                  on_click=lambda: st.session_state.update({"url.locked": True}))

@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import explore, ui, viz_explore
 
 ui.routed()
+ui.share("attack.", "curves.")
 st.title("Attack lab")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
@@ -21,7 +22,7 @@ with st.sidebar, ui.failures("Loading the test images", stop=True):
     index = ui.image_picker("attack", dataset)
 
 
-@st.fragment
+@ui.fragment
 def lab() -> None:
     choice = ui.attack_controls("attack")
     for cid in ids:
@@ -34,7 +35,7 @@ def lab() -> None:
             bars.plotly_chart(viz_explore.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")
 
 
-@st.fragment
+@ui.fragment
 def curves() -> None:
     st.subheader("Accuracy against ε")
     left, middle, right = st.columns(3)

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from gradreg import explore, ui
+from gradreg import explore, ui, urlstate
 
 ui.routed()
+ui.share()
 st.title("gradreg: regularizing input gradients")
 st.markdown(
     """
@@ -48,5 +49,14 @@ left, right = st.columns(2)
 left.page_link("pages/lambda_explorer.py", label="λ explorer: one slider, every metric", icon=":material/tune:")
 left.page_link("pages/attack_lab.py", label="Attack lab: attack one digit on several models", icon=":material/bolt:")
 left.page_link("pages/saliency_compare.py", label="Saliency compare: methods × models", icon=":material/grid_view:")
-right.page_link("pages/train.py", label="Train your own model", icon=":material/model_training:")
+if ui.advanced():  # teacher mode has no Train page
+    right.page_link("pages/train.py", label="Train your own model", icon=":material/model_training:")
 right.page_link("pages/models.py", label="All models and datasets", icon=":material/inventory_2:")
+st.subheader("Lessons: prepared views")
+st.caption("Each link opens a page with its settings in the address bar: share it, or lock it for a class from the "
+           "sidebar.")
+columns = st.columns(2)
+for i, preset in enumerate(urlstate.PRESETS):
+    columns[i % 2].page_link(f"pages/{preset.page}.py", label=preset.title, icon=":material/school:",
+                             query_params=preset.params)
+    columns[i % 2].caption(preset.lesson)

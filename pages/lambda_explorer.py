@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import explore, ui, viz_explore
 
 ui.routed()
+ui.share("lambda.")
 st.title("λ explorer")
 st.markdown("How strength trades for accuracy: each step of the slider is one model of the zoo, trained with "
             "λ_eff · mean‖∇ₓ CE‖² added to its loss. The numbers come from the zoo's cards (white-box attacks "
@@ -28,7 +29,7 @@ with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
 
 
-@st.fragment
+@ui.fragment
 def explorer() -> None:
     left, right = st.columns(2)
     lams = sweepable[regularizer]

@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import ui
 
 ui.routed()
+ui.share()  # nothing to select here: the URL stays clean
 st.title("Models & data")
 models = ui.list_models()
 usable = [m for m in models if m["ok"]]

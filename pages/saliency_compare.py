@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import explore, ui, viz_explore
 
 ui.routed()
+ui.share("saliency.")
 st.title("Saliency compare")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
@@ -14,8 +15,13 @@ dataset = ui.common_dataset(ids)
 if dataset is None:
     st.info("Pick one to four models trained on the same dataset.")
     st.stop()
-methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
-                         default=["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"])
+methods = ["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"]
+if ui.advanced():
+    methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
+                             default=methods)
+else:  # teacher mode: the link's methods, no list to pick from
+    methods = st.session_state.get("saliency.methods", methods)
+    st.caption(f"Methods: {', '.join(map(ui.label, methods))}")
 with ui.failures("Loading the test images", stop=True):
     digits = ui.digits_picker("saliency", dataset, default_classes=(0, 3, 7))
 shared = st.toggle("One colour scale per method across models", value=True, key="saliency.shared")

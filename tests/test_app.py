@@ -14,6 +14,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from gradreg import urlstate
 from gradreg.attacks import ATTACKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def test_home_shows_the_comparison_and_the_models(app):
     assert any(s.value == "Models available: 5" for s in app.subheader)
     (figure,) = _charts(app)
     assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
-    assert len(app.get("page_link")) == 5
+    assert len(app.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
 
 
 def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):

@@ -1,0 +1,237 @@
+"""Shareable views: URL spelling of widget values (pure), and AppTest round trips on the tiny zoo (deep links set the
+widgets, an unchanged view leaves its URL unchanged, bad links warn, teacher mode hides controls, presets open)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gradreg import urlstate
+from gradreg.zoo import read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = {"plain": "id-plain", "grad_y_10": "id-gr10", "id-plain": "id-plain", "id-gr10": "id-gr10"}
+
+
+# Pure: decode / encode / validate
+@pytest.mark.parametrize("key, raw, value", [
+    ("attack.eps.fgsm.linf", "0.15", 0.15),
+    ("attack.eps.pgd.l2", "2.5", 2.5),  # an L2 radius may exceed the L∞ slider's 0.5
+    ("attack.pgd.steps", "40", 40),
+    ("attack.pgd.random_start", "0", False),
+    ("attack.pgd.norm", "l2", "l2"),
+    ("attack.target", "7", 7),
+    ("attack.target", "least_likely", "least_likely"),
+    ("lambda.lam.grad_y", "10", 10.0),
+    ("lambda.classes", ["3", "7"], [3, 7]),
+    ("saliency.methods", "input_gradient,smoothgrad", ["input_gradient", "smoothgrad"]),
+    ("saliency.shared", "true", True),
+    ("attack.models", ["plain", "id-gr10"], ["id-plain", "id-gr10"]),
+    ("attack.models", "", []),
+])
+def test_decode_reads_every_kind_and_encode_inverts_it(key, raw, value):
+    assert urlstate.decode(key, raw, models=MODELS) == value
+    names = {i: n for n, i in MODELS.items() if n != i}
+    again = urlstate.encode(key, value, names=names)
+    assert urlstate.decode(key, again, models=MODELS) == value
+    if key == "attack.models" and value:
+        assert again == ["plain", "grad_y_10"][:len(value)], "models travel by their zoo name"
+
+
+@pytest.mark.parametrize("key, raw, message", [
+    ("attack.eps.fgsm.linf", "0.9", "outside [0, 0.5]"),
+    ("attack.eps.fgsm.linf", "lots", "not a number"),
+    ("attack.method", "deepfool", "not one of fgsm"),
+    ("attack.models", ["plain", "nope"], "not one of grad_y_10, plain"),
+    ("attack.pgd.steps", "100000", "outside [1, 200]"),
+    ("attack.pgd.bogus", "1", "not a setting"),
+    ("attack.eps.fgsm.l7", "0.1", "not a setting"),
+    ("lambda.classes", "3,12", "not one of 0"),
+    ("saliency.shared", "maybe", "not 1 or 0"),
+    ("attack.index", "-4", "outside [0, ∞]"),
+    ("curves.n", [], "no value"),
+])
+def test_decode_refuses_bad_values_with_a_reason(key, raw, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        urlstate.decode(key, raw, models=MODELS)
+
+
+def test_read_keeps_the_good_values_and_names_the_bad_ones():
+    values, errors = urlstate.read({"attack.method": "pgd", "attack.eps.pgd.linf": "2", "junk": "x"})
+    assert values == {"attack.method": "pgd"}
+    assert len(errors) == 2 and "attack.eps.pgd.linf=2" in errors[0] and "junk" in errors[1]
+
+
+def test_ownership_and_teacher_flag():
+    assert urlstate.owned("attack.eps.fgsm.linf", ("attack.",)) and urlstate.owned("curves.n", ("curves.n",))
+    assert not urlstate.owned("attackers.x", ("attack.",)) and not urlstate.owned("lambda.eps", ())
+    assert urlstate.teacher({"teacher": ["1"]}) and urlstate.teacher({"lock": [""]})
+    assert not urlstate.teacher({}) and not urlstate.teacher({"teacher": ["0"]}) and not urlstate.teacher(
+        {"teacher": ["banana"]})
+
+
+def test_presets_decode_on_the_shipped_zoo_and_point_at_registered_pages():
+    manifest = read_manifest(ROOT / "checkpoints")
+    models = {e["name"]: e["id"] for e in manifest["models"]}
+    routed = re.findall(r'st\.Page\("pages/(\w+)\.py"', (ROOT / "app.py").read_text())
+    assert 4 <= len(urlstate.PRESETS) <= 6
+    for preset in urlstate.PRESETS:
+        values, errors = urlstate.read(preset.params, models=models)
+        assert not errors and set(values) == set(preset.params), preset.title
+        assert preset.page in routed, preset.title
+        assert urlstate.preset(preset.title) is preset
+    with pytest.raises(ValueError, match="valid: Noisy"):
+        urlstate.preset("Nope")
+
+
+# AppTest on the tiny zoo (plain, grad_y_0.1/1/10, fgsm_at)
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_zoo, tmp_path):
+    """AppTest of ``app.py`` on the tiny zoo. AppTest turns Streamlit's legacy pages/ mode back on before every run,
+    so a rerun would execute the page file alone, without app.py (whose frame writes the URL); a real server turns
+    it off for good at its first ``st.navigation``, and so does this fixture."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def server_like(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", server_like)
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
+    monkeypatch.chdir(ROOT)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+
+
+def _link(app: AppTest, page: str, params: dict) -> AppTest:
+    """Open ``page`` the way a pasted link does: its query parameters arrive with the request."""
+    app.run()
+    app.switch_page(page)
+    app.query_params.clear()
+    app.query_params.update(params)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def _ids(tiny_zoo) -> dict[str, str]:
+    return {e["name"]: e["id"] for e in read_manifest(tiny_zoo)["models"]}
+
+
+def test_lambda_link_round_trip(app):
+    params = {"lambda.regularizer": "grad_y", "lambda.lam.grad_y": "10", "lambda.eps": "0.2",
+              "lambda.classes": ["3", "7"], "lambda.shared": "0"}
+    _link(app, "pages/lambda_explorer.py", params)
+    assert app.select_slider(key="lambda.lam.grad_y").value == 10.0
+    assert app.select_slider(key="lambda.eps").value == 0.2
+    assert app.session_state["lambda.classes"] == [3, 7] and app.toggle(key="lambda.shared").value is False
+    assert not app.warning
+    assert app.query_params == params, "an unchanged view leaves its URL unchanged"
+    app.run()
+    assert app.query_params == params
+
+
+def test_attack_link_round_trip_with_model_names(app, tiny_zoo):
+    ids = _ids(tiny_zoo)
+    params = {"attack.models": ["plain", "grad_y_1"], "attack.method": "pgd", "attack.eps.pgd.linf": "0.2",
+              "attack.class": "7", "attack.pgd.steps": "5", "curves.n": "32"}
+    _link(app, "pages/attack_lab.py", params)
+    assert app.multiselect(key="attack.models").value == [ids["plain"], ids["grad_y_1"]]
+    assert app.selectbox(key="attack.method").value == "pgd"
+    assert app.slider(key="attack.eps.pgd.linf").value == 0.2
+    assert app.number_input(key="attack.pgd.steps").value == 5 and app.number_input(key="curves.n").value == 32
+    assert all("‖δ‖∞ = 0.200" in m.value for m in app.markdown if "predicted" in m.value)
+    assert app.query_params == params
+
+
+def test_untouched_page_has_a_clean_url_and_a_change_writes_only_itself(app):
+    _link(app, "pages/saliency_compare.py", {})
+    assert app.query_params == {}
+    app.toggle(key="saliency.shared").set_value(False).run()
+    assert app.query_params == {"saliency.shared": "0"}
+    app.toggle(key="saliency.shared").set_value(True).run()
+    assert app.query_params == {}, "back at the default: the parameter goes"
+
+
+def test_a_change_inside_a_fragment_reaches_the_url(app):
+    _link(app, "pages/lambda_explorer.py", {})
+    app.select_slider(key="lambda.eps").set_value(0.3).run()
+    assert app.query_params == {"lambda.eps": "0.3"}
+
+
+def test_bad_link_warns_once_and_falls_back(app, tiny_zoo):
+    params = {"attack.models": ["plain", "distill"], "attack.eps.fgsm.linf": "9", "attack.method": "fgsm",
+              "attack.bogus": "1", "curves.top": "0.35", "lambda.eps": "0.1"}
+    _link(app, "pages/attack_lab.py", params)
+    (warning,) = app.warning
+    for part in ("distill", "attack.eps.fgsm.linf=9", "attack.bogus", "curves.top=0.35"):
+        assert part in warning.value
+    assert len(app.multiselect(key="attack.models").value) == 3, "the default line-up"
+    assert app.slider(key="attack.eps.fgsm.linf").value == 0.1
+    assert app.query_params == {"attack.method": "fgsm"}, "bad values and other pages' keys leave the URL"
+    app.run()
+    assert not app.warning, "the warning is about the link, once"
+
+
+def test_switching_pages_drops_the_previous_pages_parameters(app):
+    _link(app, "pages/lambda_explorer.py", {"lambda.eps": "0.3"})
+    app.switch_page("pages/saliency_compare.py").run()
+    assert not app.exception and app.query_params == {}
+
+
+def test_teacher_mode_hides_advanced_controls_but_follows_the_link(app):
+    params = {"teacher": "1", "attack.method": "pgd", "attack.eps.pgd.linf": "0.2", "attack.pgd.steps": "3",
+              "attack.models": ["plain", "grad_y_10"]}
+    _link(app, "pages/attack_lab.py", params)
+    assert not [e for e in app.expander if "settings" in e.label], "the attack's knobs are hidden"
+    assert not app.get("number_input") or all(n.key != "attack.pgd.steps" for n in app.number_input)
+    assert app.slider(key="attack.eps.pgd.linf").value == 0.2
+    assert any("controls locked" in i.value for i in app.sidebar.info)
+    assert app.query_params == params
+    _link(app, "pages/saliency_compare.py", {"saliency.methods": ["input_gradient"], "teacher": "1"})
+    assert not [m for m in app.multiselect if m.key == "saliency.methods"]
+    assert len(app.get("plotly_chart")[0].proto.spec) and "Input gradient" in app.caption[0].value
+    assert app.query_params == {"saliency.methods": "input_gradient", "teacher": "1"}
+    app.switch_page("pages/home.py").run()
+    assert app.query_params == {"teacher": "1"}, "the lock outlives page changes"
+    assert not [link for link in app.get("page_link") if "train" in link.proto.page]
+
+
+def test_the_sidebar_lock_button_turns_teacher_mode_on(app):
+    _link(app, "pages/lambda_explorer.py", {"lambda.eps": "0.2"})
+    app.sidebar.button(key="url.lock").click().run()
+    assert app.query_params == {"lambda.eps": "0.2", "teacher": "1"}
+    assert any("controls locked" in i.value for i in app.sidebar.info)
+
+
+def test_home_lists_every_preset_as_a_link(app):
+    app.run()
+    links = {link.proto.label: link.proto for link in app.get("page_link")}
+    for preset in urlstate.PRESETS:
+        assert preset.title in links and preset.page in links[preset.title].page
+
+
+@pytest.mark.parametrize("preset", urlstate.PRESETS, ids=lambda p: p.title)
+def test_each_preset_opens_its_page_with_its_state(app, tiny_zoo, preset):
+    _link(app, f"pages/{preset.page}.py", preset.params)
+    values, _ = urlstate.read(preset.params, models=_ids(tiny_zoo))
+    missing = [n for n in preset.params.get(next((k for k in preset.params if k.endswith(".models")), ""), [])
+               if n not in _ids(tiny_zoo)]
+    if missing:  # the tiny zoo has no distilled model: the link says so, the page still opens
+        assert any(m in app.warning[0].value for m in missing)
+    for key, value in values.items():
+        assert app.session_state[key] == value, key
+    assert not app.error, [e.value for e in app.error]
