@@ -9,6 +9,7 @@ from gradreg.masking import masking_checks
 COLUMNS = {"fgsm": "white-box FGSM", "pgd": "PGD", "square": "Square (gradient-free)", "transfer": "FGSM from plain"}
 
 ui.routed()
+ui.share("masking.")
 st.title("Gradient masking, as a lesson")
 manifest = ui.zoo()
 ui.usable_models_or_stop()
@@ -23,10 +24,13 @@ if not ids or dataset is None:
 st.markdown("A defence can look robust because an attack cannot *use* its gradient, not because no nearby "
             "adversarial example exists. The tell-tale signs: PGD or the gradient-free Square attack beat FGSM, "
             "another model's gradient beats the model's own, and many input gradients are exactly zero.")
-left, middle, right = st.columns(3)
-n = int(left.number_input("Test images (the first N)", 16, 256, 64, step=16, key="masking.n"))
-steps = int(middle.number_input("PGD steps", 5, 100, 20, step=5, key="masking.steps"))
-queries = int(right.number_input("Square queries", 50, 2000, 300, step=50, key="masking.queries"))
+budget = {"masking.n": 64, "masking.steps": 20, "masking.queries": 300}  # test images, PGD steps, Square queries
+if ui.advanced():  # teacher mode: the link's values (or these defaults), no controls
+    left, middle, right = st.columns(3)
+    left.number_input("Test images (the first N)", 16, 256, budget["masking.n"], step=16, key="masking.n")
+    middle.number_input("PGD steps", 5, 100, budget["masking.steps"], step=5, key="masking.steps")
+    right.number_input("Square queries", 50, 2000, budget["masking.queries"], step=50, key="masking.queries")
+n, steps, queries = (int(st.session_state.get(key, value)) for key, value in budget.items())
 names = {cid: ui.short_name(cid) for cid in ids}
 roles = {names[cid]: role for cid, role in lessons.zoo_roles(manifest).items() if cid in names}
 
@@ -38,7 +42,7 @@ def checks(cid: str, source: str | None, dataset: str, n: int, eps: float, steps
                           pgd_steps=steps, square_queries=queries)
 
 
-@st.fragment
+@ui.fragment
 def lesson() -> None:
     eps = float(st.select_slider("ε (L∞ radius)", (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), value=0.2, key="masking.eps"))
     results = {}

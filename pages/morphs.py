@@ -6,6 +6,7 @@ import streamlit as st
 from gradreg import lessons, ui, viz_lessons
 
 ui.routed()
+ui.share("morphs.")
 st.title("Morphs")
 st.markdown("Iterated TGSM pushes the first test image of each class toward every class, with no ε-ball. On a "
             "model with meaningful gradients the digits should *turn into* the target; on a plain model they stay "
@@ -42,14 +43,15 @@ def rates(cid: str, judge: str, dataset: str, n: int, steps: int, eps: float) ->
     return lessons.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, eps=eps)
 
 
-@st.fragment
+@ui.fragment
 def morphs() -> None:
     left, middle, right, last = st.columns([3, 2, 2, 2])
     judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
                            format_func=ui.short_name, key="morphs.judge")
     steps = int(middle.slider("TGSM steps", 1, 20, 10, key="morphs.steps"))
     eps = float(right.select_slider("ε per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
-    n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n"))
+    n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n") if ui.advanced()
+            else st.session_state.get("morphs.n", 64))  # teacher mode: the link's value, no control
     if judge in ids:
         st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
     with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the grids…"):
@@ -61,6 +63,9 @@ def morphs() -> None:
                  column_config={k: percent for k in rows[0] if k.startswith(("grid", "images:"))})
     st.caption(f"Grid: the {len(firsts) * (len(firsts) - 1)} off-diagonal cells. Images: the first {n} test images "
                f"pushed toward (y + 1) mod K by {steps} steps of {eps:g}. The judge is {ui.short_name(judge)}.")
+    if all(r["images: judge says target"] >= 0.95 for r in rows):
+        st.info(f"Every model's images read as the target to the judge after {steps} steps: the attack saturates. "
+                "Fewer steps (e.g. 5) separate models whose gradients morph digits from those that add noise.")
     columns = st.columns(2)
     for i, (name, result) in enumerate(grids.items()):
         title = f"{name}: judge reads the target in {result['judge_target_rate']:.0%} of the cells"

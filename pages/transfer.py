@@ -9,6 +9,7 @@ EPSILONS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 PGD_STEPS = 20  # half the attack's default: a 5-model matrix on 64 images then takes seconds on 2 cores
 
 ui.routed()
+ui.share("transfer.")
 st.title("Transfer matrix")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
@@ -22,7 +23,8 @@ dataset = ui.common_dataset(ids)
 if len(ids) < 2 or dataset is None:
     st.info("Pick two to six models trained on the same dataset.")
     st.stop()
-n = int(st.number_input("Test images (the first N)", 16, 512, 64, step=16, key="transfer.n"))
+n = int(st.number_input("Test images (the first N)", 16, 512, 64, step=16, key="transfer.n") if ui.advanced()
+        else st.session_state.get("transfer.n", 64))  # teacher mode: the link's value, no control
 names = {cid: ui.short_name(cid) for cid in ids}
 
 
@@ -41,7 +43,7 @@ def examples(source: str, model: str, dataset: str, n: int, method: str, eps: fl
                                  **params)
 
 
-@st.fragment
+@ui.fragment
 def panel() -> None:
     left, right = st.columns([2, 3])
     method = left.radio("Attack", lessons.TRANSFER_METHODS, format_func=ui.label, horizontal=True,

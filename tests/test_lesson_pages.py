@@ -123,3 +123,18 @@ def test_lesson_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
     for page in ("pages/transfer.py", "pages/masking.py", "pages/morphs.py"):
         _open(app, page)
         assert app.info, page
+
+
+def test_teacher_link_sets_the_models_and_hides_the_budget(app, tiny_zoo):
+    app.run()
+    app.switch_page("pages/morphs.py")
+    app.query_params.update({"teacher": "1", "morphs.models": ["plain", "grad_y_10"]})
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    ids = _zoo_ids(tiny_zoo)
+    assert app.multiselect(key="morphs.models").value == [ids["plain"], ids["grad_y_10"]]
+    assert not [n for n in app.number_input if n.key == "morphs.n"], "teacher mode hides the image count"
+    assert len([k for k in _charts(app) if "morphs.grid" in k]) == 2
+    app.switch_page("pages/masking.py").run()
+    assert not app.exception and not app.number_input, "no attack budget controls for a class"
+    assert app.dataframe, "the lesson still runs on the default budget"
