@@ -69,14 +69,16 @@ def make_question(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Ten
     rng = np.random.default_rng(seed)
     names = list(models)
     answer = names[int(rng.integers(len(names)))]
-    kind = kind or KINDS[int(rng.integers(len(KINDS)))]
+    drawn = KINDS[int(rng.integers(len(KINDS)))]  # drawn even when given: a seed picks the same model and digit
+    kind = kind or drawn
     index = int(rng.integers(len(x)))
     choices = [names[i] for i in rng.permutation(len(names))]
     facts = {name: _facts(model, x, y, eps) for name, model in models.items()}
     mine = facts[answer]
     averages = {name: {"map_tv": float(f["map_tv"].mean()), "delta_tv": float(f["delta_tv"].mean()),
                        "zero": float(f["zero"].mean()),
-                       "delta_zero": float(f["delta_zero"].mean()), "fgsm_accuracy": float((f["pred_adv"] == y).float().mean())}
+                       "delta_zero": float(f["delta_zero"].mean()),
+                       "fgsm_accuracy": float((f["pred_adv"] == y).float().mean())}
                 for name, f in facts.items()}
     shown = mine["maps"] if kind == "saliency" else mine["x_adv"]
     return {"kind": kind, "index": index, "label": int(y[index]), "answer": answer, "choices": choices,

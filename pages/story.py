@@ -73,11 +73,11 @@ elif step == 2:
 elif step == 3:
     trend = "drops" if r["grad_norm"] < p["grad_norm"] else "rises"
     st.markdown(f"With λ_eff = {lam:g} (`{regular['name']}`, the zoo's best FGSM accuracy among models within two "
-                f"points of plain's clean accuracy) the maps follow the strokes, and at ε = {eps:g} FGSM leaves "
-                f"{r['fgsm']:.1%} accuracy instead of {p['fgsm']:.1%}. The mean ‖∇ₓ CE‖₂ on the test digits {trend} "
-                f"from {p['grad_norm']:.3g} to {r['grad_norm']:.3g}: CE's gradient also shrinks with confidence "
-                f"(mean max probability {p['max_prob']:.1%} plain, {r['max_prob']:.1%} regularized); what the "
-                "penalty changes is where the gradient points.")
+                f"points of plain's clean accuracy), FGSM at ε = {eps:g} leaves {r['fgsm']:.1%} accuracy instead of "
+                f"{p['fgsm']:.1%}. The paper expects its maps to be smooth and to follow the strokes: compare. The "
+                f"mean ‖∇ₓ CE‖₂ on the test digits {trend} from {p['grad_norm']:.3g} to {r['grad_norm']:.3g}: CE's "
+                f"gradient also shrinks with confidence (mean max probability {p['max_prob']:.1%} plain, "
+                f"{r['max_prob']:.1%} regularized); what the penalty changes is where the gradient points.")
     maps({plain["name"]: plain["id"], regular["name"]: regular["id"]})
     attacked(regular)
 elif step == 4:
@@ -96,8 +96,9 @@ else:
         stronger = cards["pgd_at"]["pgd"] > r["pgd"]
         caveat = (f" Under PGD, PGD adversarial training keeps {'more' if stronger else 'no more'} than "
                   f"`{regular['name']}` here ({cards['pgd_at']['pgd']:.1%} vs {r['pgd']:.1%}); move ε to compare.")
-    st.markdown(f"FGSM takes one step; PGD takes many small ones from a random start and breaks more: at ε = {eps:g}, "
-                f"plain keeps {p['pgd']:.1%} and `{regular['name']}` {r['pgd']:.1%} (FGSM: {r['fgsm']:.1%}). "
+    st.markdown(f"FGSM takes one step; PGD takes many small ones from a random start. At ε = {eps:g} under PGD, "
+                f"plain keeps {p['pgd']:.1%} (FGSM: {p['fgsm']:.1%}) and `{regular['name']}` {r['pgd']:.1%} "
+                f"(FGSM: {r['fgsm']:.1%}). "
                 f"{listing + '.' if listing else ''}{caveat} The paper penalizes the L2 norm of the gradient yet "
                 "attacks in L∞, and single-step numbers flatter gradient-masked models (the Attack lab checks them).")
     records = [{"model": name, "eps": c["eps"], "accuracy": c["pgd"]} for name in [plain["name"], regular["name"],
@@ -110,7 +111,7 @@ else:
             for column, entry in zip(st.columns(len(entries)), entries):
                 column.metric(entry["name"], f"{ui.robust_point(entry['id'], dataset, 64, 'pgd', eps, ()):.1%}")
 
-back, forward = st.columns(2)
+back, forward, _ = st.columns([1, 1, 6])
 back.button("Back", key="story.back", on_click=move, args=(-1,), disabled=step == 0, icon=":material/arrow_back:")
 forward.button("Next", key="story.next", on_click=move, args=(1,), disabled=step == len(STEPS) - 1,
                icon=":material/arrow_forward:", type="primary")
