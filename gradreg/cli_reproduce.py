@@ -6,7 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-from gradreg import checkpoints
 from gradreg.cli_args import nonnegative_float
 
 
@@ -15,7 +14,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run the paper's experiments on the zoo; write REPORT.md, PNGs, results.json")
     p.add_argument("--dataset", default="mnist", help="the zoo's dataset (checked against its manifest)")
     p.add_argument("--quick", action="store_true", help="fewer images and ε, weaker PGD/Square: a few minutes")
-    p.add_argument("--zoo", default=str(checkpoints.SHIPPED_DIR), help="zoo directory holding manifest.json")
+    p.add_argument("--zoo", default=None, help="zoo directory holding manifest.json (default: the shipped zoo of "
+                   "--dataset: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise)")
     p.add_argument("--out", default="reports", help="reports root; the report goes to OUT/<dataset>/")
     p.add_argument("--lam", type=nonnegative_float, default=10.0, help="λ_eff of the compared Grad Reg (y) model")
 
@@ -26,8 +26,9 @@ def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     from gradreg.report import write_report
     from gradreg.report_figures import write_figures
     from gradreg.reproduce import PROFILES, STEPS, run
-    from gradreg.zoo import read_manifest
+    from gradreg.zoo import default_dir, read_manifest
 
+    args.zoo = args.zoo or str(default_dir(args.dataset))
     try:
         manifest = read_manifest(args.zoo)
     except ValueError as err:

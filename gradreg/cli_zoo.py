@@ -7,7 +7,7 @@ import time
 
 from gradreg import checkpoints
 from gradreg.cli_args import nonnegative_float, positive_int
-from gradreg.zoo import LAMBDA_GRID, build_zoo, zoo_configs
+from gradreg.zoo import LAMBDA_GRID, build_zoo, default_dir, zoo_configs
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lams", type=nonnegative_float, nargs="+", default=list(LAMBDA_GRID), help="Grad Reg (y) λ_eff grid")
     p.add_argument("--only", nargs="+", default=None, help="train only these entries (names as listed by --dry-run)")
     p.add_argument("--n-eval", type=positive_int, default=256, help="test images for the cards (paper: first 256)")
-    p.add_argument("--out", default=str(checkpoints.SHIPPED_DIR))
+    p.add_argument("--out", default=None, help="default: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise")
     p.add_argument("--dry-run", action="store_true", help="list the entries and their ids, train nothing")
 
 
@@ -41,6 +41,7 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for name, config in configs.items():
             print(f"{name:16} {checkpoints.config_id(config)}")
         return 0
+    out = args.out or str(default_dir(args.dataset))
     bar = tqdm(unit="batch", dynamic_ncols=True)
     started = {}
 
@@ -60,9 +61,9 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.write(f"{details['name']:16} clean {card['clean']:.3f}  FGSM ε=.1 {curve[0.1]['fgsm']:.3f}  "
                       f"PGD ε=.1 {curve[0.1]['pgd']:.3f}  ({time.perf_counter() - started[details['name']]:.0f} s)")
 
-    manifest = build_zoo(configs, out=args.out, n_eval=args.n_eval, on_event=on_event, on_batch=on_batch)
+    manifest = build_zoo(configs, out=out, n_eval=args.n_eval, on_event=on_event, on_batch=on_batch)
     bar.close()
-    print(f"{len(manifest['models'])} models in {manifest['built_seconds']:.0f} s -> {args.out}/manifest.json")
+    print(f"{len(manifest['models'])} models in {manifest['built_seconds']:.0f} s -> {out}/manifest.json")
     return 0
 
 

@@ -144,6 +144,12 @@ def write_manifest(manifest: dict, out: str | Path) -> Path:
     return out / MANIFEST
 
 
+def default_dir(dataset: str = "mnist") -> Path:
+    """Where the shipped zoo of ``dataset`` lives: ``checkpoints/`` for MNIST (the app's default), else
+    ``checkpoints/<dataset>/`` (so building another dataset's zoo never overwrites the MNIST manifest)."""
+    return checkpoints.SHIPPED_DIR if dataset == "mnist" else checkpoints.SHIPPED_DIR / dataset
+
+
 def read_manifest(root: str | Path = checkpoints.SHIPPED_DIR) -> dict | None:
     """The manifest in ``root``, or None when there is none; ``ValueError`` when it is malformed."""
     path = Path(root) / MANIFEST
