@@ -6,11 +6,26 @@ import argparse
 import time
 from pathlib import Path
 
-from gradreg.cli_args import nonnegative_float
+from gradreg.cli_args import nonnegative_float, positive_int
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the ``reproduce`` subcommand."""
+    """Add the ``reproduce`` and ``curve`` subcommands."""
+    c = sub.add_parser("curve", help="transferred-FGSM accuracy during training, Normal vs GR(y), longer than the "
+                                     "report's run (PAPER.md §6); prints a table, writes JSON")
+    c.add_argument("--dataset", default="mnist")
+    c.add_argument("--zoo", default=None, help="zoo whose Normal model crafts the examples and whose configs are "
+                                               "retrained (default: the shipped zoo of --dataset)")
+    c.add_argument("--epochs", type=positive_int, default=20)
+    c.add_argument("--n-train", type=int, default=0, help="training images (0: all)")
+    c.add_argument("--n", type=positive_int, default=1000, help="test images scored after each epoch")
+    c.add_argument("--eps", type=nonnegative_float, default=0.2)
+    c.add_argument("--model", default=None, help="retrain this architecture instead of the zoo's")
+    c.add_argument("--lr", type=nonnegative_float, default=None, help="default: the zoo's (paper: 2e-4)")
+    c.add_argument("--batch-size", type=positive_int, default=None, help="default: the zoo's (paper: 256)")
+    c.add_argument("--lam", type=nonnegative_float, default=10.0, help="λ_eff of the GR(y) entry (nearest in the zoo)")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--out", default=None, help="JSON file for the records")
     p = sub.add_parser("reproduce", help="run the paper's experiments on the zoo; write REPORT.md, PNGs, results.json")
     p.add_argument("--dataset", default="mnist", help="the zoo's dataset (checked against its manifest)")
     p.add_argument("--quick", action="store_true", help="fewer images and ε, weaker PGD/Square: a few minutes")
@@ -59,4 +74,45 @@ def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     return 0
 
 
-COMMANDS = {"reproduce": _cmd_reproduce}
+def _cmd_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    from gradreg.config import TrainConfig
+    from gradreg.data import load_dataset
+    from gradreg.reproduce import assign_roles, load_models
+    from gradreg.training_curves import curve_config, transfer_during_training
+    from gradreg.zoo import default_dir, read_manifest
+
+    root = args.zoo or str(default_dir(args.dataset))
+    manifest = read_manifest(root)
+    if manifest is None or manifest["dataset"] != args.dataset:
+        parser.error(f"no {args.dataset} zoo manifest in {root}: build the zoo first (python -m gradreg zoo)")
+    roles = assign_roles(manifest, lam=args.lam)
+    if not {"plain", "grad_y"} <= set(roles):
+        parser.error(f"the zoo in {root} needs a 'plain' and a grad_y entry")
+    entries = {m["name"]: m["config"] for m in manifest["models"]}
+    overrides = {k: v for k, v in (("model", args.model), ("lr", args.lr), ("batch_size", args.batch_size),
+                                   ("device", args.device)) if v is not None}
+    try:
+        configs = {role: curve_config(TrainConfig.from_dict(entries[roles[role]] | overrides), epochs=args.epochs,
+                                      n_train=args.n_train or None, seed=1) for role in ("plain", "grad_y")}
+    except ValueError as err:
+        parser.error(str(err))
+    source = load_models(root, {"plain": roles["plain"]}, {"models": [m for m in manifest["models"]
+                                                                      if m["name"] == roles["plain"]]})[roles["plain"]]
+    x, y = load_dataset(args.dataset, "test").tensors
+    started = time.perf_counter()
+    records = transfer_during_training(configs, source, x[:args.n], y[:args.n], eps=args.eps)
+    print(f"| epoch | Normal transferred / clean | GR(y) ({roles['grad_y']}) transferred / clean |\n|---|---|---|")
+    for epoch in sorted({r["epoch"] for r in records}):
+        cells = [next(r for r in records if r["model"] == m and r["epoch"] == epoch) for m in ("plain", "grad_y")]
+        print(f"| {epoch} | " + " | ".join(f"{c['transfer_fgsm']:.3f} / {c['clean']:.3f}" for c in cells) + " |")
+    print(f"{time.perf_counter() - started:.0f} s")
+    if args.out:
+        meta = {"configs": {r: c.to_dict() for r, c in configs.items()}, "source": roles["plain"], "eps": args.eps,
+                "n": args.n, "seconds": round(time.perf_counter() - started, 1)}
+        Path(args.out).write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    return 0
+
+
+COMMANDS = {"reproduce": _cmd_reproduce, "curve": _cmd_curve}

@@ -168,3 +168,16 @@ def test_figures_that_cannot_be_made_are_reported_not_raised(tmp_path, monkeypat
     monkeypatch.setattr(go.Figure, "write_image", no_chromium)
     monkeypatch.setattr(report_figures, "FIGURES", {"empty": lambda rep: go.Figure()})
     assert report_figures.write_figures(Reproduction(), tmp_path) == {"empty": "missing: RuntimeError: Chromium not found"}
+
+
+def test_curve_command_writes_one_record_per_role_and_epoch(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "curve.json"
+    assert main(["curve", "--dataset", "synthetic", "--zoo", str(tiny_zoo), "--epochs", "2", "--n-train", "200",
+                 "--n", "32", "--device", "cpu", "--out", str(out)]) == 0
+    records = json.loads(out.read_text())["records"]
+    assert sorted((r["model"], r["epoch"]) for r in records) == [("grad_y", 1), ("grad_y", 2), ("plain", 1),
+                                                                 ("plain", 2)]
+    assert "| epoch |" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["curve", "--dataset", "mnist", "--zoo", str(tiny_zoo)])
+    assert exit_info.value.code == 2
