@@ -7,6 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 from gradreg import digit, explore, ui, viz, viz_explore
 
 ui.routed()
+ui.share("draw.")  # the keys "draw.…" that gradreg.urlstate knows travel in the URL
 st.title("Draw a digit")
 st.markdown("Draw a digit (white ink on black) or upload a picture of one. It is turned into an MNIST-style 28×28 "
             "image (cropped, fitted in 20×20, centred by mass) and every chosen model reacts: its prediction, its "

@@ -7,6 +7,7 @@ import streamlit as st
 from gradreg import quiz, ui, viz_explore
 
 ui.routed()
+ui.share("quiz.")  # the keys "quiz.…" that gradreg.urlstate knows travel in the URL
 st.title("Quiz: which model made this?")
 manifest = ui.zoo_or_stop()
 candidates = quiz.candidates(manifest)

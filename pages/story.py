@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import explore, ui, viz_explore
 
 ui.routed()
+ui.share("story.")  # the keys "story.…" that gradreg.urlstate knows travel in the URL
 st.title("The paper's story")
 manifest = ui.zoo_or_stop()
 plain, pair = explore.reference_entry(manifest), explore.showcase(manifest)
@@ -105,7 +106,7 @@ else:
                *others] for c in by_name[name]["card"]["curves"] if c["pgd"] is not None]
     st.plotly_chart(viz_explore.accuracy_curves(records), width="stretch", key="story.pgd")
     st.caption(f"PGD accuracy against ε on the zoo's first {n} test digits, from the cards.")
-    if st.toggle("Check it live: PGD at this ε on the first 64 test digits", key="story.live"):
+    if ui.advanced() and st.toggle("Check it live: PGD at this ε on the first 64 test digits", key="story.live"):
         with ui.failures("Running PGD"):
             entries = [plain, regular, *(by_name[name] for name in others)]
             for column, entry in zip(st.columns(len(entries)), entries):

@@ -152,3 +152,18 @@ def test_teaching_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
         _open(app, page)
         assert app.info, page
         assert not app.error, page
+
+
+def test_a_link_sets_the_draw_models_and_teacher_mode_hides_live_pgd(app, tiny_zoo):
+    ids = {e["name"]: e["id"] for e in read_manifest(tiny_zoo)["models"]}
+    app.run()
+    app.switch_page("pages/draw.py")
+    app.query_params.update({"draw.models": ["plain", "grad_y_10"]})
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.multiselect(key="draw.models").value == [ids["plain"], ids["grad_y_10"]]
+    app.query_params.update({"teacher": "1"})
+    app.switch_page("pages/story.py").run()
+    app.segmented_control(key="story.step").set_value(5).run()
+    assert not app.exception and app.get("plotly_chart"), "the PGD curves from the cards still show"
+    assert not [t for t in app.toggle if t.key == "story.live"], "no live PGD runs from a class"
