@@ -17,6 +17,7 @@ from captum.attr import (DeepLift, GuidedBackprop, InputXGradient, IntegratedGra
 from torch import nn
 
 from gradreg.attacks import eval_mode
+from gradreg.descent import module_tree_copy
 
 Target = Union[str, int, torch.Tensor]
 TARGETS = ("pred", "true")
@@ -169,18 +170,6 @@ SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
 HOOKED_METHODS = frozenset({"guided_backprop", "deeplift", "gradcam"})
 
 
-def _private_copy(module: nn.Module) -> nn.Module:
-    """A copy of the module tree with its own hook dicts and attributes that shares the parameters and buffers
-    (frozen, eval mode: nothing writes to them), so hooked methods cost no ``deepcopy`` of the weights."""
-    state = {name: type(value)() if "hooks" in name and isinstance(value, dict) else value
-             for name, value in module.__dict__.items()}
-    state["_parameters"], state["_buffers"] = dict(module._parameters), dict(module._buffers)
-    state["_modules"] = {k: None if m is None else _private_copy(m) for k, m in module._modules.items()}
-    clone = object.__new__(type(module))
-    clone.__dict__.update(state)
-    return clone
-
-
 def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "input_gradient", *,
              y: torch.Tensor | None = None, **params) -> torch.Tensor:
     """Attribution map of ``method`` for each example's ``target`` class, signed, same shape as ``x``.
@@ -205,7 +194,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     labels = y.to(device) if isinstance(y, torch.Tensor) else y
     t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
     if method in HOOKED_METHODS:
-        model = _private_copy(model)  # hooks and DeepLift's module attributes stay on this copy
+        model = module_tree_copy(model, fresh_hooks=True)  # hooks and DeepLift's attributes stay on it
     with torch.enable_grad(), eval_mode(model):
         result = SALIENCY_METHODS[method](model, inputs, t, **params)
     return result.detach().to(x.device)
