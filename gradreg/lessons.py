@@ -88,7 +88,8 @@ def _crafted(source: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str
     spec = get_attack(method)
     for i, (start, xb, yb) in enumerate(chunks(x, y, device_of(source), batch_size=CHUNK)):
         tb = chunk_targets(source, spec, xb, yb, None, start, chunk_seed(seed, i))
-        yield attack(source, xb, yb, method, eps=eps, target=tb, seed=chunk_seed(seed, i), **params).cpu(), yb.cpu(), tb
+        x_adv = attack(source, xb, yb, method, eps=eps, target=tb, seed=chunk_seed(seed, i), **params)
+        yield x_adv.cpu(), yb.cpu(), tb
 
 
 def cell_examples(source: nn.Module, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str,
@@ -180,8 +181,8 @@ def _defence_sentence(row: Mapping, labels: Mapping[str, str], gap: float = 0.2)
     text = (f"**{row['model']}**: FGSM {row['fgsm']:.0%}, PGD {row['pgd']:.0%}, Square {row['square']:.0%}; "
             f"its strongest attack is {labels.get(attack, attack)} ({value:.0%}).")
     if row["pgd"] < row["fgsm"] - gap:
-        text += (f" PGD is {(row['fgsm'] - row['pgd']) * 100:.0f} points below FGSM: single-step robustness overstates this "
-                 "model's.")
+        text += (f" PGD is {(row['fgsm'] - row['pgd']) * 100:.0f} points below FGSM: single-step robustness "
+                 "overstates this model's.")
     if row["transfer"] is not None:
         fair = row["fgsm"] <= row["transfer"]
         text += (f" White-box FGSM {'≤' if fair else '>'} FGSM transferred from plain ({row['transfer']:.0%}): "
@@ -226,7 +227,8 @@ def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int
     check_inputs(x, y)
     k = int(y.max()) + 1
     if set(y.tolist()) != set(range(k)):
-        raise ValueError(f"the images must hold every class 0 … {k - 1}; missing {sorted(set(range(k)) - set(y.tolist()))}")
+        absent = sorted(set(range(k)) - set(y.tolist()))
+        raise ValueError(f"the images must hold every class 0 … {k - 1}; missing {absent}")
     xc, yc = class_examples(x, y, k)
     grid = iterated_grid(model, xc, yc, steps=steps, eps=eps)  # (K, K, C, H, W)
     cells = grid.flatten(0, 1)

@@ -38,7 +38,8 @@ def transfer_figure(records: Sequence[Mapping], *, names: Mapping[str, str], pap
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale="Cividis", zsmooth=False,
                                text=text, texttemplate="%{text}", textfont={"size": 13},
                                colorbar={"title": {"text": "accuracy"}, "tickformat": ".0%"},
-                               hovertemplate="crafted on %{y}<br>evaluated on %{x}<br>accuracy %{z:.1%}<extra></extra>"))
+                               hovertemplate="crafted on %{y}<br>evaluated on %{x}<br>accuracy %{z:.1%}"
+                                             "<extra></extra>"))
     shapes = []
     if selected is not None and selected[0] in keys and selected[1] in keys:
         i, j = keys.index(selected[0]), keys.index(selected[1])

@@ -52,7 +52,8 @@ def panel() -> None:
     source_col, model_col = st.columns(2)
     source = source_col.selectbox("Crafted on (source)", ids, format_func=names.get, key="transfer.source")
     model = model_col.selectbox("Evaluated on", ids, index=1, format_func=names.get, key="transfer.evaluated")
-    with ui.failures("The transfer matrix"), st.spinner(f"{ui.label(method)} from {len(ids)} sources at ε = {eps:g}…"):
+    working = f"{ui.label(method)} from {len(ids)} sources at ε = {eps:g}…"
+    with ui.failures("The transfer matrix"), st.spinner(working):
         records = matrix(tuple(ids), dataset, n, method, eps)
         paper = {(s, m): v for s in ids for m in ids if (v := lessons.paper_accuracy(
             roles.get(s), roles.get(m), method=method, eps=eps, dataset=dataset)) is not None}

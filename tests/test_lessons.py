@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from gradreg import lessons, viz_lessons
 from gradreg.masking import masking_checks
