@@ -12,8 +12,6 @@ from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
-from captum.attr import (DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, LayerAttribution,
-                         LayerGradCam, Occlusion, Saliency)
 from torch import nn
 
 from gradreg.attacks import eval_mode
@@ -22,6 +20,14 @@ from gradreg.descent import module_tree_copy
 Target = Union[str, int, torch.Tensor]
 TARGETS = ("pred", "true")
 CHUNK = 1024  # images per forward inside Integrated Gradients and Occlusion (bounds memory, amortizes calls)
+
+
+def _captum():
+    """Captum's attribution classes, imported on first use: the import costs about a second (it pulls in
+    matplotlib), which the dashboard's cold start should not pay for the gradient views."""
+    import captum.attr
+
+    return captum.attr
 
 
 def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
@@ -91,8 +97,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
         steps: points on the straight path; baseline: the constant image the path starts from (0 = black).
     """
     chunk = len(x) * max(2, CHUNK // max(len(x), 1))
-    return IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=steps,
-                                                internal_batch_size=chunk)
+    explainer = _captum().IntegratedGradients(model)
+    return explainer.attribute(x, baselines=baseline, target=target, n_steps=steps, internal_batch_size=chunk)
 
 
 def smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, samples: int = 16, stdev: float = 0.15,
@@ -107,24 +113,25 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, sampl
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((samples, *x.shape[1:]), generator=generator).to(x) * stdev  # (S, C, H, W), batch-shared
     noisy = (x[None] + noise[:, None]).flatten(0, 1)  # (S·N, C, H, W): every sample in a few large calls
-    targets, explainer, n = target.repeat(samples), Saliency(model), max(len(x), CHUNK // max(len(x), 1) * len(x), 1)
+    targets, explainer = target.repeat(samples), _captum().Saliency(model)
+    n = max(len(x), CHUNK // max(len(x), 1) * len(x), 1)  # images per call: whole copies of the batch
     grads = [explainer.attribute(noisy[i:i + n], target=targets[i:i + n], abs=False) for i in range(0, len(noisy), n)]
     return torch.cat(grads).view(samples, *x.shape).mean(0)
 
 
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """x ⊙ ∇ₓ logit_target (Shrikumar et al. 2016, arXiv 1605.01713)."""
-    return InputXGradient(model).attribute(x, target=target)
+    return _captum().InputXGradient(model).attribute(x, target=target)
 
 
 def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Guided Backpropagation (Springenberg et al. 2015, arXiv 1412.6806) of the target logit; hooks ReLUs."""
-    return GuidedBackprop(model).attribute(x, target=target)
+    return _captum().GuidedBackprop(model).attribute(x, target=target)
 
 
 def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, baseline: float = 0.0) -> torch.Tensor:
     """DeepLIFT rescale rule (Shrikumar et al. 2017, arXiv 1704.02685) against a constant ``baseline`` image."""
-    return DeepLift(model).attribute(x, baselines=baseline, target=target)
+    return _captum().DeepLift(model).attribute(x, baselines=baseline, target=target)
 
 
 def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, window: int = 4, stride: int = 2,
@@ -132,7 +139,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, window
     """Drop in the target logit when a ``window``×``window`` patch is set to ``baseline`` (Zeiler & Fergus 2014,
     arXiv 1311.2901), averaged over the patches covering each pixel; ``stride`` in pixels."""
     channels = x.shape[1]
-    return Occlusion(model).attribute(x, sliding_window_shapes=(channels, window, window),
+    return _captum().Occlusion(model).attribute(x, sliding_window_shapes=(channels, window, window),
                                       strides=(channels, stride, stride), baselines=baseline, target=target,
                                       perturbations_per_eval=max(1, CHUNK // max(len(x), 1)))
 
@@ -149,8 +156,9 @@ def last_conv_layer(model: nn.Module) -> nn.Conv2d:
 def gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bool = True) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017, arXiv 1610.02391) on the last conv layer's output, bilinearly upsampled
     to the input size and repeated over channels; ``relu`` keeps only positive evidence, as in the paper."""
-    cam = LayerGradCam(model, last_conv_layer(model)).attribute(x, target=target, relu_attributions=relu)
-    cam = LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")  # (N, 1, H, W)
+    attr = _captum()
+    cam = attr.LayerGradCam(model, last_conv_layer(model)).attribute(x, target=target, relu_attributions=relu)
+    cam = attr.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")  # (N, 1, H, W)
     return cam.expand_as(x).contiguous()
 
 
