@@ -46,7 +46,9 @@ def _decode(data: bytes) -> np.ndarray:
             return _pixels(frame)
     except UploadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError as err:  # Pillow's own guard, for headers far beyond MAX_PIXELS
+        raise UploadError(f"the image has too many pixels; the limit is {MAX_PIXELS:,} pixels") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UploadError("this is not a readable image (PNG, JPEG, GIF, BMP or WebP)") from err
 
 

@@ -206,3 +206,10 @@ def test_quiz_candidates_follow_the_zoo(tiny_zoo):
     assert names[0] == "plain" and names[1].startswith("grad_y_") and "fgsm_at" in names
     assert quiz.candidates({"models": []}) == []
     assert quiz.score([True, False, True]) == (2, 3)
+
+
+def test_a_header_beyond_pillows_own_bomb_guard_is_a_pixel_limit_error(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # Pillow raises when a header exceeds twice this
+    monkeypatch.setattr(digit, "MAX_PIXELS", 10**9)
+    with pytest.raises(UploadError, match="too many pixels"):
+        preprocess_image(_png(np.zeros((20, 20), np.uint8)))
