@@ -56,7 +56,7 @@ def limit(name: str) -> int:
     return value
 
 
-def check(name: str, value: int) -> int:
+def check_limit(name: str, value: int) -> int:
     """``value`` if it is within cap ``name``; otherwise a ``LimitError`` saying what the server allows."""
     high = limit(name)
     if value > high:
@@ -70,7 +70,7 @@ def check_knobs(params: dict) -> dict:
     for knob, name in KNOB_CAPS.items():
         value = params.get(knob)
         if isinstance(value, int) and not isinstance(value, bool):
-            check(name, value)
+            check_limit(name, value)
     return params
 
 

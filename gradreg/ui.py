@@ -24,6 +24,7 @@ from gradreg.attacks import ATTACKS, NORMS
 from gradreg.config import ACTIVATIONS, DEFENCES, TrainConfig, config_id
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
 from gradreg.evaluate import robust_accuracy
+from gradreg.limits import check_knobs, check_limit, limit
 from gradreg.models import MODELS
 from gradreg.regularizers import REGULARIZERS
 from gradreg.saliency import SALIENCY_METHODS
@@ -243,6 +244,7 @@ def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
 def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, eps: float, target: str | int | None,
                  params: tuple, saliency_method: str) -> dict:
     """``explore.attack_panel`` for one model and one test image (``params``: sorted (name, value) pairs)."""
+    check_knobs(dict(params))  # the server's caps (gradreg.limits): LimitError, shown by ``failures``
     x, y = test_batch(dataset, (index,))
     return explore.attack_panel(load_model(checkpoint_id), x, y, method=method, eps=eps, target=target,
                                 saliency_method=saliency_method, **dict(params))
@@ -250,18 +252,22 @@ def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, eps:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
+    check_limit("images", n)
+    check_knobs(dict(params))
     x, y = test_batch(dataset, tuple(range(n)))
     return robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], **dict(params))[0]["accuracy"]
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def saliency_metrics(checkpoint_id: str, dataset: str, n: int, method: str) -> dict:
+    check_limit("images", n)
     x, y = test_batch(dataset, tuple(range(n)))
     return explore.metrics_row(load_model(checkpoint_id), x, y, method=method)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def randomization(checkpoint_id: str, dataset: str, indices: tuple[int, ...], method: str) -> list[dict]:
+    check_limit("images", len(indices))
     x, y = test_batch(dataset, indices)
     return explore.randomization_records(load_model(checkpoint_id), x, y, method=method)
 
@@ -313,6 +319,8 @@ def show_models(rows: list[dict], *, height: int | None = None) -> None:
 def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
     """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
     every point is cached on its own, so adding a model or an ε computes only what is new."""
+    check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
+    check_knobs(dict(params))
     bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
     names = {m["id"]: describe(m) for m in usable_models()}
     for i, cid in enumerate(ids):
@@ -454,7 +462,7 @@ def train_form(key: str = "train") -> TrainConfig | None:
         lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, 10.0, format="%g", key=f"{key}.lam",
                                   help="The authors' TensorFlow λ ÷ 512; ignored without a regularizer.")
         defence = middle.selectbox("Defence", DEFENCES, format_func=label, key=f"{key}.defence")
-        epochs = right.number_input("Epochs", 1, 100, 2, key=f"{key}.epochs")
+        epochs = right.number_input("Epochs", 1, limit("epochs"), 2, key=f"{key}.epochs")
         n_train = right.number_input("Training images", 100, 55000, 10000, step=1000, key=f"{key}.n_train")
         lr = right.number_input("Learning rate (Adam)", 1e-5, 1e-1, 1e-3, format="%g", key=f"{key}.lr")
         seed = right.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
@@ -486,9 +494,12 @@ def start_training(config: TrainConfig) -> str:
     existing = next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
     if existing is not None:
         return f"Already trained: `{cid}` is loaded instead of retraining."
+    if config.epochs > limit("epochs"):
+        return f"{config.epochs} epochs is over this server's limit of {limit('epochs')} ($GRADREG_MAX_EPOCHS)."
     busy = [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
-    if busy:
-        return f"Another run is in progress (`{busy[0].id}`); stop it or wait for it to finish."
+    if len(busy) >= limit("trainings"):  # $GRADREG_MAX_TRAININGS runs at once (default 1: 2 cores, many users)
+        return (f"Another run is in progress (`{busy[0].id}`; this server allows {limit('trainings')} at a time); "
+                "stop it or wait for it to finish.")
     _jobs()[cid] = explore.TrainingJob(config, root=checkpoints.user_dir()).start()
     st.session_state["train.job"] = cid
     return f"Started `{cid}` (about {estimate_seconds(config):.0f} s)."

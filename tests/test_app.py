@@ -180,7 +180,8 @@ def test_training_runs_in_the_background_and_shows_everywhere(app):
     assert any("Already trained" in i.value for i in app.info)
 
 
-def test_stop_button_stops_a_run(app):
+def test_stop_button_stops_a_run(app, monkeypatch):
+    monkeypatch.setenv("GRADREG_MAX_EPOCHS", "100")  # over the app's default cap of 20: a run long enough to stop
     _open(app, "pages/train.py")
     _submit(app, epochs=50, n_train=500)
     _wait_for(app, lambda a: any(b.label == "Stop" for b in a.button))

@@ -60,7 +60,8 @@ def server(tmp_path_factory, tiny_zoo):
         pytest.skip(message)
     zoo = tiny_zoo
     port, log = _free_port(), tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = os.environ | {"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user"))}
+    env = os.environ | {"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user")),
+                        "GRADREG_MAX_EPOCHS": "100"}  # the training test needs a run long enough to stop
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                  "--server.port", str(port), "--browser.gatherUsageStats", "false"],

@@ -54,7 +54,7 @@ def hostile_files(good: checkpoints.Checkpoint, marker: Path) -> dict[str, bytes
     data = _st(sd, _meta(good))
     zipped = io.BytesIO()
     torch.save({"w": torch.zeros(2)}, zipped)
-    first = next(iter(sd))
+    first = next(k for k, v in sd.items() if v.is_floating_point() and v.dim() == 1)
     return {
         "payload.safetensors": pickle.dumps(_Payload(marker)),
         "payload.pkl": pickle.dumps(_Payload(marker)),
@@ -254,3 +254,76 @@ def test_a_bad_cap_value_names_its_variable(monkeypatch, value):
         limits.limit("images")
     with pytest.raises(ValueError, match="valid: images"):
         limits.limit("no_such_cap")
+
+
+@pytest.fixture
+def capped_app(monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
+    monkeypatch.chdir(ROOT)
+    threads = torch.get_num_threads()
+    yield AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    torch.set_num_threads(threads)
+
+
+def test_the_attack_lab_refuses_requests_over_the_caps_with_a_message(capped_app, monkeypatch):
+    monkeypatch.setenv("GRADREG_MAX_ATTACK_STEPS", "5")
+    monkeypatch.setenv("GRADREG_MAX_IMAGES", "32")
+    app = capped_app
+    app.run()
+    app.switch_page("pages/attack_lab.py").run()
+    app.selectbox(key="attack.method").set_value("pgd").run()  # its default of 40 steps is over the cap of 5
+    assert not app.exception, [e.value for e in app.exception]
+    errors = [e.value for e in app.error]
+    assert any("GRADREG_MAX_ATTACK_STEPS" in e for e in errors), errors
+    assert any("GRADREG_MAX_IMAGES" in e for e in errors), errors  # the curves' default of 64 images
+
+
+def test_the_train_page_caps_epochs_and_concurrent_runs(capped_app, monkeypatch):
+    monkeypatch.setenv("GRADREG_MAX_EPOCHS", "60")
+    monkeypatch.setenv("GRADREG_MAX_TRAININGS", "1")
+    app = capped_app
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert app.number_input(key="train.epochs").max == 60
+
+    def submit(epochs: int, seed: int) -> None:
+        app.selectbox(key="train.dataset").set_value("synthetic")
+        app.number_input(key="train.epochs").set_value(epochs)
+        app.number_input(key="train.n_train").set_value(500)
+        app.number_input(key="train.seed").set_value(seed)
+        app.button[0].click().run()
+
+    from gradreg import ui
+
+    submit(60, 0)
+    try:
+        assert any("Started" in i.value for i in app.info), [i.value for i in app.info]
+        submit(1, 1)  # a second run while the first one trains: over GRADREG_MAX_TRAININGS
+        assert any("allows 1 at a time" in i.value for i in app.info), [i.value for i in app.info]
+        assert not app.exception
+    finally:
+        for job in ui._jobs().values():
+            job.stop()
+            job.join(60)
+
+
+def test_ui_computations_refuse_requests_over_the_caps(monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.setenv("GRADREG_MAX_IMAGES", "8")
+    monkeypatch.setenv("GRADREG_MAX_QUERIES", "50")
+    threads = torch.get_num_threads()
+    from gradreg import ui
+
+    try:
+        cid = ui.usable_models()[0]["id"]
+        with pytest.raises(limits.LimitError, match="GRADREG_MAX_IMAGES"):
+            ui.robust_point(cid, "synthetic", 9, "fgsm", 0.1, ())
+        assert 0 <= ui.robust_point(cid, "synthetic", 8, "fgsm", 0.1, ()) <= 1
+        with pytest.raises(limits.LimitError, match="GRADREG_MAX_QUERIES"):
+            ui.attack_panel(cid, "synthetic", 0, "square", 0.1, None, (("queries", 51),), "input_gradient")
+        with pytest.raises(limits.LimitError, match="images per request"):
+            ui.saliency_metrics(cid, "synthetic", 16, "input_gradient")
+    finally:
+        torch.set_num_threads(threads)
