@@ -65,8 +65,11 @@ def lesson() -> None:
     for sentence in lessons.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
         st.markdown(f"- {sentence}")
     st.subheader("Masking checks")
-    st.dataframe(lessons.verdict_records(results), hide_index=True, width="stretch", key="masking.verdicts",
-                 column_config={"detail": st.column_config.TextColumn(width="large")})
+    marks = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}  # emoji do not render in every canvas font
+    st.dataframe([{"model": r["model"], **{c: marks[v] for c, v in r["verdicts"].items()}} for r in rows],
+                 hide_index=True, width="stretch", key="masking.verdicts")
+    with st.expander("What each check measured"):
+        st.dataframe(lessons.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
     source = ui.short_name(plain[0]) if plain else "—"
     st.caption("fail = masking suspected (Athalye et al. 2018; Carlini et al. 2019). large_eps runs PGD at ε = 0.5 "
                f"and expects ≤ 10 % accuracy; transfer uses FGSM crafted on {source}.")

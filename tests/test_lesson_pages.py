@@ -92,9 +92,11 @@ def test_masking_lesson_table_verdicts_and_story(app):
     app.number_input(key="masking.queries").set_value(50).run()
     assert not app.exception and not app.error
     assert any("Defensive distillation" in i.value and "PGD adv. training" in i.value for i in app.info)
-    table, verdicts = app.dataframe
+    table, verdicts, details = app.dataframe
     assert list(table.value["model"]) == ["fgsm_at", "grad_y_10"]
-    assert set(verdicts.value["verdict"]) <= {"pass", "fail", "skipped"} and len(verdicts.value) == 2 * 5
+    assert list(verdicts.value["model"]) == ["fgsm_at", "grad_y_10"] and len(verdicts.value.columns) == 1 + 5
+    assert set(details.value["verdict"]) <= {"pass", "fail", "skipped"} and len(details.value) == 2 * 5
+    assert set(verdicts.value["zero_gradients"]) <= {"pass", "FAIL"}
     best = table.value.loc[table.value["white-box FGSM"].idxmax()]
     story = [m.value for m in app.markdown if m.value.startswith("- ")]
     assert f"**{best['model']}** ({best['white-box FGSM']:.0%})" in story[0], "the narrative reads the table"
