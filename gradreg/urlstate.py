@@ -73,6 +73,28 @@ _EXACT = {
     "saliency.n": Field(int, low=1),
     "saliency.metrics": Field(_flag),
     "saliency.random": Field(str, choices=tuple(SALIENCY_METHODS)),
+    # The teaching pages. Bounds repeat a slider's range (a slider raises outside it) or the budget of a control that
+    # teacher mode hides (its link value is then used as is, so it must stay within what the page allows).
+    "draw.eps": Field(float, low=0.0, high=0.5),
+    "draw.source": Field(str, choices=("draw", "upload")),
+    "quiz.eps": Field(float, low=0.0, high=1.0),
+    "quiz.seed": Field(int, low=0),  # the question: a link with a seed asks the same one
+    "story.step": Field(int, low=0),
+    "story.eps": Field(float, low=0.0, high=1.0),
+    "story.lam": Field(float, low=0.0),
+    "transfer.method": Field(str, choices=tuple(ATTACKS)),
+    "transfer.eps": Field(float, low=0.0, high=1.0),
+    "transfer.source": Field(str, choices=MODELS),
+    "transfer.evaluated": Field(str, choices=MODELS),
+    "transfer.n": Field(int, low=16, high=512),
+    "masking.eps": Field(float, low=0.0, high=1.0),
+    "masking.n": Field(int, low=16, high=256),
+    "masking.steps": Field(int, low=5, high=100),
+    "masking.queries": Field(int, low=50, high=2000),
+    "morphs.judge": Field(str, choices=MODELS),
+    "morphs.steps": Field(int, low=1, high=20),
+    "morphs.eps": Field(float, low=0.0, high=1.0),
+    "morphs.n": Field(int, low=16, high=512),
 }
 
 

@@ -32,14 +32,17 @@ MODELS = {"plain": "id-plain", "grad_y_10": "id-gr10", "id-plain": "id-plain", "
     ("saliency.shared", "true", True),
     ("attack.models", ["plain", "id-gr10"], ["id-plain", "id-gr10"]),
     ("attack.models", "", []),
+    ("transfer.source", "grad_y_10", "id-gr10"),
+    ("quiz.seed", "1234", 1234),
+    ("story.step", "3", 3),
 ])
 def test_decode_reads_every_kind_and_encode_inverts_it(key, raw, value):
     assert urlstate.decode(key, raw, models=MODELS) == value
     names = {i: n for n, i in MODELS.items() if n != i}
     again = urlstate.encode(key, value, names=names)
     assert urlstate.decode(key, again, models=MODELS) == value
-    if key == "attack.models" and value:
-        assert again == ["plain", "grad_y_10"][:len(value)], "models travel by their zoo name"
+    if key.endswith((".models", ".source")) and value:
+        assert set(again) <= {"plain", "grad_y_10"}, "models travel by their zoo name"
 
 
 @pytest.mark.parametrize("key, raw, message", [
@@ -54,6 +57,9 @@ def test_decode_reads_every_kind_and_encode_inverts_it(key, raw, value):
     ("saliency.shared", "maybe", "not 1 or 0"),
     ("attack.index", "-4", "outside [0, ∞]"),
     ("curves.n", [], "no value"),
+    ("morphs.steps", "30", "outside [1, 20]"),  # the page's slider would raise
+    ("masking.n", "100000", "outside [16, 256]"),  # teacher mode uses it without a widget: the budget must hold
+    ("morphs.judge", "nobody", "not one of grad_y_10, plain"),
 ])
 def test_decode_refuses_bad_values_with_a_reason(key, raw, message):
     with pytest.raises(ValueError, match=re.escape(message)):
