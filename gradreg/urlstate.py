@@ -223,6 +223,11 @@ PRESETS = (
     Preset("Adversarial training vs Grad Reg", "attack_lab",
            {"attack.models": ["plain", "grad_y_10", "fgsm_at"], "attack.method": "pgd", "attack.eps.pgd.linf": "0.1"},
            "Under PGD, compare FGSM adversarial training with input-gradient regularization."),
+    Preset("Adversarial examples transfer", "transfer",
+           {"transfer.models": ["plain", "grad_y_10", "fgsm_at"], "transfer.method": "fgsm", "transfer.eps": "0.2",
+            "transfer.source": "grad_y_10", "transfer.evaluated": "plain"},
+           "The paper: examples crafted on a regularized model fool other models more often than the reverse. "
+           "Check it in the matrix."),
 )
 
 
