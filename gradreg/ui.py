@@ -608,13 +608,8 @@ def sync_url(*, final: bool = False) -> None:
         errors.append(f"{key}={','.join(link[key])} is not offered here")
         del applied[key]
         base[key] = urlstate.encode(key, state[key], names=names)  # what the widget fell back to: its default
-    wanted = {}
-    for key in [k for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)]:
-        value = urlstate.encode(key, state[key], names=names)
-        if key in applied:  # from the link: stays, in the link's own spelling while unchanged
-            wanted[key] = link[key] if state[key] == applied[key] else value
-        elif value != base.setdefault(key, value):
-            wanted[key] = value
+    values = {k: state[k] for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)}
+    wanted = urlstate.view_params(values, link=link, applied=applied, base=base, names=names)
     state["url.written"] = dict(wanted)
     if not advanced():
         wanted[urlstate.TEACHER] = ["1"]

@@ -187,6 +187,22 @@ def read(params: Mapping[str, str | list[str]], *, models: Mapping[str, str] = {
     return values, errors
 
 
+def view_params(values: Mapping[str, Any], *, link: Mapping[str, list[str]], applied: Mapping[str, Any],
+                base: dict[str, list[str]], names: Mapping[str, str] = {}) -> dict[str, list[str]]:
+    """The URL parameters of a view: each value that came from the link (``applied``, decoded from ``link``), in the
+    link's own spelling while unchanged, and each other value that differs from ``base``, the value first seen on
+    this page (its default; recorded here on first sight). So an untouched page has no parameters and an unchanged
+    view keeps its URL. ``values``: widget key → current value; ``names``: model id → short name."""
+    wanted = {}
+    for key, current in values.items():
+        value = encode(key, current, names=names)
+        if key in applied:
+            wanted[key] = list(link[key]) if current == applied[key] else value
+        elif value != base.setdefault(key, value):
+            wanted[key] = value
+    return wanted
+
+
 def teacher(params: Mapping[str, list[str]]) -> bool:
     """Whether the URL asks for teacher mode (``?teacher=1``; ``lock=1`` is read too)."""
     raw = [*params.get(TEACHER, []), *params.get("lock", [])]

@@ -72,6 +72,22 @@ def test_read_keeps_the_good_values_and_names_the_bad_ones():
     assert len(errors) == 2 and "attack.eps.pgd.linf=2" in errors[0] and "junk" in errors[1]
 
 
+def test_view_params_keep_the_links_spelling_and_only_changed_defaults():
+    base: dict = {}
+    first = urlstate.view_params({"lambda.eps": 0.1, "lambda.shared": True}, link={}, applied={}, base=base)
+    assert first == {} and base == {"lambda.eps": ["0.1"], "lambda.shared": ["1"]}, "defaults recorded, not written"
+    moved = urlstate.view_params({"lambda.eps": 0.2, "lambda.shared": True}, link={}, applied={}, base=base)
+    assert moved == {"lambda.eps": ["0.2"]}
+    link = {"attack.models": ["plain,grad_y_10"], "attack.eps.fgsm.linf": ["0.20"]}
+    applied = {"attack.models": ["id-plain", "id-gr10"], "attack.eps.fgsm.linf": 0.2}
+    names = {"id-plain": "plain", "id-gr10": "grad_y_10"}
+    same = urlstate.view_params(dict(applied), link=link, applied=applied, base={}, names=names)
+    assert same == link, "an unchanged view keeps the link's own spelling"
+    changed = urlstate.view_params({**applied, "attack.models": ["id-plain"]}, link=link, applied=applied, base={},
+                                   names=names)
+    assert changed == {"attack.models": ["plain"], "attack.eps.fgsm.linf": ["0.20"]}
+
+
 def test_ownership_and_teacher_flag():
     assert urlstate.owned("attack.eps.fgsm.linf", ("attack.",)) and urlstate.owned("curves.n", ("curves.n",))
     assert not urlstate.owned("attackers.x", ("attack.",)) and not urlstate.owned("lambda.eps", ())
