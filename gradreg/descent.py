@@ -25,6 +25,9 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     Restoring module by module (not ``model.train(was_training)``, which recurses) keeps a wrapper in training mode
     around a shared eval-mode model from flipping that model into training mode."""
     modes = [(module, module.training) for module in model.modules()]
+    if not any(training for _, training in modes):  # a shared, frozen model: nothing to set or restore
+        yield model
+        return
     model.eval()
     try:
         yield model
