@@ -20,6 +20,7 @@ from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_fo
                              radius_like, step_direction)
 from gradreg.jsma import saliency_map_attack
 from gradreg.square import square_search
+from gradreg.validation import check_fit
 
 __all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
            "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
@@ -291,6 +292,7 @@ def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, method: str, *, e
         adversarial images, shape of ``x``, in [0, 1].
     """
     spec = get_attack(method)
+    check_fit(model, x, y)  # shapes, dtype, labels in [0, K): a ValueError instead of a RuntimeError inside torch
     unknown = sorted(set(params) - set(spec.params))
     if unknown:
         raise ValueError(f"{method} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(spec.params)}")

@@ -250,8 +250,12 @@ def find(checkpoint_id: str) -> Path | None:
 def load(id_or_path: str | Path) -> Checkpoint:
     """Load a checkpoint by id (searched in user, then shipped dir) or path; ``CheckpointError`` if unusable."""
     path = Path(id_or_path)
-    if not path.is_file():
-        found = find(str(id_or_path))
+    try:
+        exists = path.is_file()
+    except OSError:  # e.g. a name longer than the file system allows
+        exists = False
+    if not exists:
+        found = find(str(id_or_path)) if len(str(id_or_path)) <= 255 else None
         if found is None:
             known = sorted(info.id for info in list_checkpoints() if info.ok)
             raise CheckpointError(f"no checkpoint {str(id_or_path)!r}; known ids: {', '.join(known) or '(none)'}")

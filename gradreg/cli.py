@@ -134,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return COMMANDS[args.command](args, parser)
+    try:
+        return COMMANDS[args.command](args, parser)
+    except ValueError as err:  # the library's answer to bad input (CheckpointError, LimitError…): exit 2, no traceback
+        parser.error(str(err))
 
 
 if __name__ == "__main__":

@@ -16,14 +16,17 @@ from torch import nn
 from gradreg.attacks import (AttackSpec, Target, attack, check_eps, check_inputs, eval_mode, get_attack,
                              loss_gradient, resolve_target)
 from gradreg.descent import generator_for
+from gradreg.validation import check_count, check_fit
 
 EVAL_BATCH = 1000
 CHUNK = 256  # images per attack batch
 OnProgress = Callable[[int, int], None]  # (chunks done, chunks in all)
 
 
-def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.dim() != 4:
+def _check_pair(x: torch.Tensor, y: torch.Tensor, model: nn.Module | None = None) -> None:
+    if model is not None:
+        check_fit(model, x, y)  # shapes, dtype, labels in [0, K)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or x.dim() != 4:
         raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
     if y.dim() != 1 or len(y) != len(x):
         raise ValueError(f"y must be labels (N,) with N = {len(x)}, got shape {tuple(y.shape)}")
@@ -44,7 +47,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH) -> float:
     """Fraction of ``x`` (``(N, C, H, W)`` in [0, 1]) classified as ``y`` (``(N,)``), in [0, 1]."""
-    _check_pair(x, y)
+    _check_pair(x, y, model)
+    check_count("batch_size", batch_size)
     if len(x) == 0:
         raise ValueError("accuracy of an empty set is undefined")
     return int((predict_logits(model, x, batch_size=batch_size).argmax(1) == y.cpu()).sum()) / len(y)  # exact ratio
@@ -53,7 +57,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
 def input_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                          batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Per-example ‖∇ₓ CE(y, f(x))‖₂ ``(N,)`` in eval mode (PAPER.md §5 diagnostics)."""
-    _check_pair(x, y)
+    _check_pair(x, y, model)
+    check_count("batch_size", batch_size)
     device = device_of(model)
     with eval_mode(model):
         norms = [loss_gradient(model, x[i : i + batch_size].to(device), y[i : i + batch_size].to(device))
@@ -119,6 +124,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, metho
     """
     spec, eps_list = get_attack(method), check_epsilons(epsilons)
     check_inputs(x, y)
+    check_fit(model, x, y)
+    check_count("batch_size", batch_size)
     device, n_chunks = device_of(model), -(-len(x) // batch_size)
     records = []
     for j, eps in enumerate(eps_list):

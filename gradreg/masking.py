@@ -16,6 +16,7 @@ from torch import nn
 from gradreg.attacks import check_eps, check_inputs, eval_mode, loss_gradient
 from gradreg.evaluate import CHUNK, check_epsilons, chunks, device_of, predict_logits, robust_accuracy
 from gradreg.transfer import transfer_matrix
+from gradreg.validation import check_fit, check_real
 
 PASS, FAIL, SKIPPED, INFO = "pass", "fail", "skipped", "info"
 
@@ -134,6 +135,11 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
     check_inputs(x, y)
     eps_list = check_epsilons(epsilons)
     check_eps(large_eps)
+    check_fit(model, x, y)
+    if source is not None:
+        check_fit(source, x, y)
+    for name, value in (("tolerance", tolerance), ("chance", chance), ("zero_limit", zero_limit)):
+        check_real(name, value, low=0.0, high=1.0)
     acc = _attack_grid(model, x, y, eps_list, large_eps, pgd_steps=pgd_steps, square_queries=square_queries,
                        seed=seed, batch_size=batch_size)
     large = acc["pgd"][large_eps]

@@ -18,6 +18,7 @@ from torch import nn
 
 from gradreg.attacks import eval_mode
 from gradreg.saliency import Target, resolve_target, saliency
+from gradreg.validation import check_count, check_fit, check_maps
 
 Similarity = Literal["spearman", "ssim"]
 SIMILARITIES = ("spearman", "ssim")
@@ -41,7 +42,7 @@ def total_variation(a: torch.Tensor) -> torch.Tensor:
     Σ |a_i − a_j| over horizontally and vertically adjacent pixels, over Σ |a_i|: 0 for a constant map, about 2.8
     for i.i.d. Gaussian noise, 4 for an alternating checkerboard. Scale-invariant; a zero map gives 0.
     """
-    a = a.detach().double()  # (N, C, H, W)
+    a = check_maps(a).detach().double()  # (N, C, H, W)
     tv = (a[..., 1:, :] - a[..., :-1, :]).abs().flatten(1).sum(1) + (a[..., 1:] - a[..., :-1]).abs().flatten(1).sum(1)
     return (tv / a.abs().flatten(1).sum(1).clamp_min(1e-300)).float()
 
@@ -67,7 +68,7 @@ def alignment(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def gini(a: torch.Tensor) -> torch.Tensor:
     """Gini sparseness of |a| (Hurley & Rickard 2009), ``(N,)`` in [0, 1 − 1/D]: 0 uniform, → 1 one pixel."""
-    c = _flat(a).abs().sort(dim=1).values  # ascending
+    c = _flat(check_maps(a)).abs().sort(dim=1).values  # ascending
     d = c.shape[1]
     k = torch.arange(1, d + 1, dtype=c.dtype, device=c.device)
     share = c / c.sum(1, keepdim=True).clamp_min(1e-300)
@@ -112,6 +113,7 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, a: torch.Tensor, target: T
     Returns:
         ``(N, steps + 1)`` probabilities in [0, 1]; a faithful map falls fast (low ``curve_auc``).
     """
+    _check_curve_args(model, x, a, steps)
     t = resolve_target(model, x, target, y)
     return _perturbation_curve(model, x, torch.full_like(x, baseline), a, t, steps, order)
 
@@ -121,12 +123,22 @@ def insertion_curve(model: nn.Module, x: torch.Tensor, a: torch.Tensor, target: 
                     order: Order = "abs") -> torch.Tensor:
     """Probability of the target class as the most-attributed pixels of ``x`` are pasted into a ``baseline``
     image (Petsiuk et al. 2018); same arguments as ``deletion_curve``. ``(N, steps + 1)``; higher AUC is better."""
+    _check_curve_args(model, x, a, steps)
     t = resolve_target(model, x, target, y)
     return _perturbation_curve(model, torch.full_like(x, baseline), x, a, t, steps, order)
 
 
+def _check_curve_args(model: nn.Module, x: torch.Tensor, a: torch.Tensor, steps: int) -> None:
+    check_fit(model, x)
+    if check_maps(a).shape != x.shape:
+        raise ValueError(f"maps must have the images' shape {tuple(x.shape)}, got {tuple(a.shape)}")
+    check_count("steps", steps)
+
+
 def curve_auc(curve: torch.Tensor) -> torch.Tensor:
     """Trapezoidal area under curves sampled at evenly spaced fractions of [0, 1]: ``(N, S)`` → ``(N,)``."""
+    if not isinstance(curve, torch.Tensor) or curve.dim() != 2 or curve.shape[1] < 2:
+        raise ValueError(f"curves must be a tensor (N, S) with S >= 2 points, got {getattr(curve, 'shape', curve)!r}")
     return torch.trapezoid(curve, dx=1.0 / (curve.shape[1] - 1), dim=1)
 
 
@@ -174,6 +186,7 @@ def map_similarity(a: torch.Tensor, b: torch.Tensor, metric: Similarity = "spear
     """
     if metric not in SIMILARITIES:
         raise ValueError(f"unknown similarity metric {metric!r}; valid: {', '.join(SIMILARITIES)}")
+    check_maps(a), check_maps(b, "b")
     if a.shape != b.shape or a.dim() != 4:
         raise ValueError(f"maps must share one (N, C, H, W) shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if metric == "ssim":

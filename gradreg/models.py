@@ -89,6 +89,9 @@ def build_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model; ``kwargs`` go to its builder (``activation``, ``num_classes``…)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
+    small = {k: v for k, v in kwargs.items() if isinstance(v, int) and not isinstance(v, bool) and v < 1}
+    if small:  # sizes: num_classes, in_channels, image_size…
+        raise ValueError(f"model sizes must be integers >= 1, got {small}")
     return MODELS[name](**kwargs)
 
 

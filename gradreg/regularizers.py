@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradreg.validation import check_fit
+
 FD_STEP = 0.01  # h, in pixel units of [0, 1] images (Finlay & Oberman use a step of this order)
 
 
@@ -109,4 +111,7 @@ def penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, regularizer: 
     """Mean over examples of the squared input-gradient norm of ``regularizer``'s loss (a scalar tensor)."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; valid: {', '.join(sorted(REGULARIZERS))}")
+    if y is None:
+        raise ValueError("penalty needs the labels y (N,)")
+    check_fit(model, x, y)
     return REGULARIZERS[regularizer](model, x, y)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradreg.attacks import eval_mode
+from gradreg.validation import check_fit, check_knobs
 from gradreg.descent import module_tree_copy
 
 Target = Union[str, int, torch.Tensor]
@@ -195,8 +196,8 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     """
     if method not in SALIENCY_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(sorted(SALIENCY_METHODS))}")
-    if x.dim() != 4:
-        raise ValueError(f"x must be images (N, C, H, W), got shape {tuple(x.shape)}")
+    check_fit(model, x, y if isinstance(y, torch.Tensor) else None)
+    check_knobs(SALIENCY_METHODS[method], params, what=method)
     device = next(model.parameters()).device
     inputs = x.detach().to(device).clone()  # Captum toggles requires_grad on its input: never on the caller's x
     labels = y.to(device) if isinstance(y, torch.Tensor) else y

@@ -164,6 +164,8 @@ def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnB
     Returns:
         The checkpoint; ``complete`` is False when training was stopped early (its history says how far it got).
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)

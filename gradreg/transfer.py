@@ -15,6 +15,7 @@ from torch import nn
 from gradreg.attacks import Target, apply_direction, attack, check_inputs, eval_mode, get_attack, step_direction
 from gradreg.evaluate import (CHUNK, OnProgress, check_epsilons, chunk_seed, chunk_targets, chunks, device_of,
                               predict)
+from gradreg.validation import check_count, check_fit
 
 
 def _source_examples(source: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, *, method: str,
@@ -44,8 +45,11 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.T
     """
     spec, eps_list = get_attack(method), check_epsilons(epsilons)
     check_inputs(x, y)
-    if not models:
-        raise ValueError("models must name at least one model")
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("models must be a non-empty mapping of names to models")
+    for model in models.values():
+        check_fit(model, x, y)
+    check_count("batch_size", batch_size)
     names, n_chunks = list(models), -(-len(x) // batch_size)
     correct = torch.zeros(len(names), len(names), len(eps_list))  # (source, scored model, ε)
     hits = torch.zeros_like(correct)
