@@ -84,6 +84,8 @@ def _grey(a: np.ndarray) -> np.ndarray:
 
 def _as_float(data: np.ndarray) -> np.ndarray:
     a = np.asarray(data)
+    if a.size == 0:
+        raise EmptyImageError("the picture has no pixels")
     if a.dtype == np.uint8:
         return a.astype(np.float64) / 255.0
     if a.dtype == np.uint16:

@@ -4,6 +4,7 @@ Each cap is read from an environment variable when it is needed (so a server can
 validated: a value that is not a positive integer is a configuration error, reported with the variable's name. The
 defaults keep every interaction responsive on a 2-core machine shared by a class (see README, "Reliability and
 security"). The library and the CLI are not capped: these limits apply where the app calls into the library.
+Uploaded pictures have their own limits in ``gradreg.digit`` (``MAX_BYTES``, ``MAX_PIXELS``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ CAPS: dict[str, Cap] = {
     "queries": Cap("GRADREG_MAX_QUERIES", 5000, "model queries of a gradient-free attack"),
     "epochs": Cap("GRADREG_MAX_EPOCHS", 20, "training epochs in the app"),
     "trainings": Cap("GRADREG_MAX_TRAININGS", 1, "concurrent trainings per process"),
-    "upload_bytes": Cap("GRADREG_MAX_UPLOAD_BYTES", 2_000_000, "bytes per uploaded image", low=1024),
 }
 # Which attack knob each cap bounds (``ATTACKS[m].params`` names).
 KNOB_CAPS = {"steps": "attack_steps", "restarts": "restarts", "queries": "queries"}

@@ -305,3 +305,72 @@ def test_cli_fuzz_exits_2_with_a_message(tiny_ckpt_dir, tmp_path, monkeypatch):
             failures.append(f"{args[1:] if args else args}: exit {code!r} {stderr.strip()[-200:]!r}")
     assert failures == [], "\n".join(failures)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), "a bad command trained"
+
+
+# Uploads (gradreg.digit): every picture either becomes a (28, 28) image in [0, 1] or an UploadError (a ValueError).
+def _png(array: np.ndarray, mode: str | None = None, **save) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buffer, format=save.pop("format", "PNG"), **save)
+    return buffer.getvalue()
+
+
+def _upload_cases(rng: random.Random) -> list[tuple[str, object, bool]]:
+    """(description, data, must_be_refused)."""
+    from PIL import Image
+
+    from gradreg.digit import MAX_BYTES
+
+    digit = np.zeros((40, 30), np.uint8)
+    digit[8:32, 12:18] = 255  # a "1"
+    rgba = np.dstack([digit, digit, digit, np.where(digit > 0, 255, 0).astype(np.uint8)])
+    frames = [Image.fromarray(np.roll(digit, k, axis=1)) for k in range(3)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    bomb = bytearray(_png(np.zeros((1, 1), np.uint8)))
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height: 10¹⁰ pixels claimed
+    cases = [
+        ("rgba", _png(rgba), False), ("16-bit", _png(digit.astype(np.uint16) * 257), False),
+        ("animated gif", gif.getvalue(), False), ("jpeg", _png(digit, format="JPEG"), False),
+        ("1x1", _png(np.full((1, 1), 255, np.uint8)), True), ("blank", _png(np.zeros((28, 28), np.uint8)), True),
+        ("transparent", _png(np.zeros((28, 28, 4), np.uint8)), True), ("empty bytes", b"", True),
+        ("text", b"hello, this is not an image", True), ("oversized", b"\x89PNG" + b"\x00" * (MAX_BYTES + 1), True),
+        ("bomb header", bytes(bomb), True), ("truncated png", _png(digit)[:40], True),
+        ("string", "digit.png", True), ("none", None, True), ("list", [[0, 1], [1, 0]], True),
+        ("nan array", np.full((28, 28), np.nan), True), ("5d array", np.zeros((2, 2, 2, 2, 2)), True),
+        ("empty array", np.zeros((0, 0)), True), ("negative floats", -np.ones((28, 28)), True),
+        ("complex array", np.zeros((28, 28), np.complex64), True), ("2 channels", np.zeros((8, 8, 7)), True),
+    ]
+    for i in range(60):  # random garbage and random corruptions of a good file
+        good = _png(digit)
+        if i % 2:
+            cut = rng.randrange(len(good))
+            data = good[:cut] + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))) + good[cut + 1:]
+            cases.append((f"corrupted png #{i}", data, False))  # may still decode: then it must be a fine image
+        else:
+            cases.append((f"random bytes #{i}", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2000))),
+                          True))
+    return cases
+
+
+def test_upload_fuzz_gives_an_image_or_an_upload_error():
+    from gradreg.digit import UploadError, preprocess_image
+
+    cases = _upload_cases(random.Random(SEED))
+    failures = []
+    for name, data, refused in cases:
+        try:
+            image = preprocess_image(data)
+        except UploadError as err:
+            if not str(err):
+                failures.append(f"{name}: an UploadError without a message")
+            continue
+        except Exception as err:  # noqa: BLE001
+            failures.append(f"{name}: {type(err).__name__}: {err}"[:200])
+            continue
+        ok = isinstance(image, np.ndarray) and image.shape == (28, 28) and bool(np.isfinite(image).all())
+        ok = ok and image.min() >= 0 and image.max() <= 1
+        if refused or not ok:
+            failures.append(f"{name}: {'accepted' if refused else 'bad image'}")
+    assert failures == [], "\n".join(failures)
