@@ -26,7 +26,5 @@ page = st.navigation(pages)
 ui.sidebar_status()
 ui.teaching_box()
 ui.enter_page(page)
-try:
-    page.run()
-finally:
-    ui.sync_url(final=True)  # the page's shared selections into its URL (see ui.share)
+page.run()
+ui.sync_url(final=True)  # the page's shared selections into its URL (see ui.share); not after st.stop()

@@ -581,42 +581,47 @@ def share(*prefixes: str) -> None:
 
     Call it before the widgets. When the URL's values differ from what this session last wrote (a first visit, a
     pasted or preset link, the back button), they go into ``st.session_state``, where the widgets pick them up; a
-    value that does not decode is dropped, and ``sync_url`` names it in one warning at this spot. ``sync_url`` (at
-    the end of every run, and of every ``fragment`` rerun) writes the values back: those from the link, and those
-    changed since the page opened, so an untouched page keeps a clean URL and an unchanged view an unchanged URL.
+    value that does not decode is dropped and named in one warning at this spot. ``sync_url`` (at the end of every
+    run, and of every ``fragment`` rerun) writes the values back: those from the link, and those changed since the
+    page opened, so an untouched page keeps a clean URL and an unchanged view an unchanged URL. A run that ends in
+    ``st.stop()`` cannot send anything more, so its URL stays as it was, and that URL is not applied again.
     """
     state, link = st.session_state, {k: v for k, v in _url().items() if urlstate.owned(k, prefixes)}
     state["url.prefixes"], state["url.slot"] = prefixes, st.empty()
+    state.pop("url.check", None)  # left by a run that stopped before its widgets could take the link's values
     if link != state.get("url.written"):
         names = {m["id"]: m["name"] or m["id"] for m in usable_models()}
         values, state["url.errors"] = urlstate.read(link, models={**{n: i for i, n in names.items()},
                                                                   **{i: i for i in names}})
         state.update(values)
-        state["url.link"], state["url.applied"], state["url.check"] = link, values, values
+        state["url.link"], state["url.applied"], state["url.check"], state["url.written"] = link, values, values, link
+        if state["url.errors"]:
+            state["url.slot"].warning("Ignored from the link: " + "; ".join(state["url.errors"]),
+                                      icon=":material/link_off:")
 
 
 def sync_url(*, final: bool = False) -> None:
     """Write the shared values to the URL (see ``share``); other parameters go, ``?teacher=1`` stays. ``final``
-    (``app.py``, after the page): also warn about link values the page's widgets refused."""
+    (``app.py``, after a page ran to its end): also warn about link values the page's widgets refused."""
     state, prefixes = st.session_state, st.session_state.get("url.prefixes")
     if prefixes is None:  # a page that shares nothing keeps its URL
         return
     names = {m["id"]: m["name"] for m in usable_models() if m["name"]}
     link, applied, base = state.get("url.link", {}), state.get("url.applied", {}), state.setdefault("url.base", {})
     check, errors = (state.pop("url.check", {}), state.pop("url.errors", [])) if final else ({}, [])
-    for key in [k for k, v in check.items() if k in state and state[k] != v]:  # the widget refused it
+    refused = [k for k, v in check.items() if k in state and state[k] != v]  # the page's widget did not take it
+    for key in refused:
         errors.append(f"{key}={','.join(link[key])} is not offered here")
         del applied[key]
         base[key] = urlstate.encode(key, state[key], names=names)  # what the widget fell back to: its default
+    if refused:
+        state["url.slot"].warning("Ignored from the link: " + "; ".join(errors), icon=":material/link_off:")
     values = {k: state[k] for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)}
     wanted = urlstate.view_params(values, link=link, applied=applied, base=base, names=names)
-    state["url.written"] = dict(wanted)
-    if not advanced():
-        wanted[urlstate.TEACHER] = ["1"]
-    if wanted != _url():
-        st.query_params.from_dict(wanted)
-    if errors and state.get("url.slot") is not None:
-        state["url.slot"].warning("Ignored from the link: " + "; ".join(errors), icon=":material/link_off:")
+    url = wanted | ({} if advanced() else {urlstate.TEACHER: ["1"]})
+    if url != _url():
+        st.query_params.from_dict(url)
+    state["url.written"] = wanted
 
 
 def fragment(func):
@@ -624,10 +629,9 @@ def fragment(func):
     ``app.py``, where the full runs call ``sync_url``)."""
     @functools.wraps(func)
     def run(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        finally:
-            sync_url()
+        result = func(*args, **kwargs)
+        sync_url()
+        return result
     return st.fragment(run)
 
 

@@ -153,10 +153,11 @@ def decode(key: str, raw: str | list[str], *, models: Mapping[str, str] = {}) ->
     except ValueError:
         kind = {"int": "a whole number", "float": "a number", "_flag": "1 or 0"}.get(spec.parse.__name__, "valid")
         raise ValueError(f"{key}={','.join(raw)} is not {kind}") from None
-    valid = set(models.values()) if spec.choices == MODELS else spec.choices
+    valid, names = spec.choices, spec.choices
+    if spec.choices == MODELS:  # checked against ids, listed by zoo name (ids only for models without one)
+        valid, names = set(models.values()), sorted(n for n, i in models.items() if n != i) or sorted(models)
     for value in values:
         if valid is not None and value not in valid:
-            names = sorted(n for n, i in models.items() if n != i) or sorted(models) if spec.choices == MODELS else valid
             listed = ", ".join(map(str, list(names)[:12])) + (", …" if len(names) > 12 else "")
             raise ValueError(f"{key}: {value!r} is not one of {listed}")
         if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):

@@ -257,3 +257,15 @@ def test_each_preset_opens_its_page_with_its_state(app, tiny_zoo, preset):
     for key, value in values.items():
         assert app.session_state[key] == value, key
     assert not app.error, [e.value for e in app.error]
+
+
+def test_a_link_to_a_page_that_stops_early_warns_and_is_not_applied_twice(app, tiny_zoo):
+    params = {"attack.models": "plain", "attack.method": "nope"}
+    _link(app, "pages/attack_lab.py", params)
+    assert any("two models" in i.value for i in app.info), "the page stopped before the attack widgets"
+    assert "attack.method: 'nope'" in app.warning[0].value
+    assert app.query_params == params, "after st.stop() nothing more reaches the browser, the URL included"
+    ids = _ids(tiny_zoo)
+    app.multiselect(key="attack.models").set_value([ids["plain"], ids["grad_y_1"]]).run()
+    assert app.multiselect(key="attack.models").value == [ids["plain"], ids["grad_y_1"]], "the old link stays unapplied"
+    assert app.query_params == {"attack.models": ["plain", "grad_y_1"]}
