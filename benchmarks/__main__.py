@@ -62,7 +62,8 @@ def _model_and_images(device: torch.device, n: int) -> tuple[torch.nn.Module, to
         dataset = manifest["dataset"]
     else:
         torch.manual_seed(0)
-        model, name, dataset = build_model("small_cnn").to(device).eval().requires_grad_(False), "untrained small_cnn", "mnist"
+        model = build_model("small_cnn").to(device).eval().requires_grad_(False)
+        name, dataset = "untrained small_cnn", "mnist"
     x, y = load_dataset(dataset, "test", n=n).tensors
     return model, x.to(device), y.to(device), name
 
@@ -86,30 +87,13 @@ def _default_out(device: torch.device, quick: bool) -> Path:
 
 def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
     info = context(device)
     rows, raw, skipped = [], {}, {}
     have = {name: importlib.util.find_spec(name) is not None for name in ("captum", "streamlit")}
     q = args.quick
-    if "training" in args.only:
-        rows_, raw["training"] = training.measure(device=device, models=("small_cnn",) if q else ("small_cnn", "paper_cnn"),
-                                                  batch_size=16 if q else 256, repeats=2 if q else 5)
-        rows += rows_
-    if {"attacks", "saliency"} & set(args.only):
-        model, x, y, model_name = _model_and_images(device, 16 if q else 256)
-        info["attack_saliency_model"] = model_name
-    if "attacks" in args.only:
-        rows_, raw["attacks"] = attacks.measure(model, x, y, device=device, pgd_steps=5 if q else 40,
-                                                repeats=2 if q else 5)
-        rows += rows_
-    if "saliency" in args.only:
-        if have["captum"]:
-            rows_, raw["saliency"] = saliency.measure(model, x, device=device, batches=(1, 8) if q else (1, 64),
-                                                      repeats=2 if q else 5)
-            rows += rows_
-        else:
-            skipped["saliency"] = "captum is not installed"
+    # The dashboard first, before the heavy sections have grown the process and its allocator.
     for section, needs in (("ui", "streamlit"), ("coldstart", "streamlit")):
         if section not in args.only:
             continue
@@ -125,17 +109,37 @@ def run(args: argparse.Namespace) -> dict:
 
             rows_, raw["coldstart"] = coldstart.measure(repeats=1 if q else 3)
         rows += rows_
+    torch.set_num_threads(threads)  # importing gradreg.ui set the app's own thread count
+    if "training" in args.only:
+        models = ("small_cnn",) if q else ("small_cnn", "paper_cnn")
+        rows_, raw["training"] = training.measure(device=device, models=models, batch_size=16 if q else 256,
+                                                  repeats=2 if q else 5)
+        rows += rows_
+    if {"attacks", "saliency"} & set(args.only):
+        model, x, y, model_name = _model_and_images(device, 16 if q else 256)
+        info["attack_saliency_model"] = model_name
+    if "attacks" in args.only:
+        rows_, raw["attacks"] = attacks.measure(model, x, y, device=device, pgd_steps=5 if q else 40,
+                                                repeats=2 if q else 5)
+        rows += rows_
+    if "saliency" in args.only:
+        if have["captum"]:
+            rows_, raw["saliency"] = saliency.measure(model, x, device=device, batches=(1, 8) if q else (1, 64),
+                                                      repeats=2 if q else 5)
+            rows += rows_
+        else:
+            skipped["saliency"] = "captum is not installed"
     if "zoo" in args.only:
         rows_, raw["zoo"] = _zoo_rows()
         rows += rows_
-    info["torch_threads"] = torch.get_num_threads() if not args.threads else args.threads
+    info["torch_threads"] = threads
     return {**info, "quick": q, "command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "rows": rows,
             "skipped": skipped, "raw": raw}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    warnings.filterwarnings("ignore", module=r"captum\\.")  # Captum's notes on requires_grad and hooks
+    warnings.filterwarnings("ignore", module=r"captum\.")  # Captum's notes on requires_grad and hooks
     result = run(args)
     table = report.markdown(result["rows"], result)
     for section, why in result["skipped"].items():

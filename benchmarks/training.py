@@ -89,7 +89,8 @@ def measure(*, device: torch.device, models: tuple[str, ...], batch_size: int, r
             ratio = seconds[reg] / seconds["plain"]
             target = TARGETS.get(reg)
             rows.append(row("training", f"{reg} step ({where})", "plain step", ratio,
-                            target=f"≤ {target}×" if target else "—", met=None if target is None else ratio <= target,
+                            target=f"≤ {target}×" if target else "—",
+                            met=None if target is None else ratio <= target,
                             seconds=seconds[reg], peer_seconds=seconds["plain"]))
             versus = seconds[reg] / seconds[f"straightforward {reg}"]
             rows.append(row("training", f"{reg} step ({where})", f"straightforward {reg}", versus,
