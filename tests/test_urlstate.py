@@ -269,3 +269,9 @@ def test_a_link_to_a_page_that_stops_early_warns_and_is_not_applied_twice(app, t
     app.multiselect(key="attack.models").set_value([ids["plain"], ids["grad_y_1"]]).run()
     assert app.multiselect(key="attack.models").value == [ids["plain"], ids["grad_y_1"]], "the old link stays unapplied"
     assert app.query_params == {"attack.models": ["plain", "grad_y_1"]}
+
+
+def test_a_teacher_link_to_the_train_page_opens_home_without_an_error(app):
+    _link(app, "pages/train.py", {"teacher": "1"})
+    assert app.title[0].value.startswith("gradreg") and not app.get("form"), "Home, not the training form"
+    assert not app.error, [e.value for e in app.error]
