@@ -67,10 +67,10 @@ _EXACT = {
     "attack.saliency": Field(str, choices=tuple(SALIENCY_METHODS)),
     "attack.target": Field(_target, choices=(*TARGET_NAMES, *DIGITS)),
     "curves.method": Field(str, choices=tuple(ATTACKS)),
-    "curves.n": Field(int, low=1),
+    "curves.n": Field(int, low=16, high=1000),  # hidden in teacher mode: the page's bounds
     "curves.top": Field(float, low=0.0, high=1.0),
     "saliency.methods": Field(str, many=True, choices=tuple(SALIENCY_METHODS)),
-    "saliency.n": Field(int, low=1),
+    "saliency.n": Field(int, low=8, high=256),
     "saliency.metrics": Field(_flag),
     "saliency.random": Field(str, choices=tuple(SALIENCY_METHODS)),
     # The teaching pages. Bounds repeat a slider's range (a slider raises outside it) or the budget of a control that

@@ -40,7 +40,8 @@ def curves() -> None:
     st.subheader("Accuracy against ε")
     left, middle, right = st.columns(3)
     method = left.selectbox("Attack", ["fgsm", "pgd", "bim", "square"], format_func=ui.label, key="curves.method")
-    n = middle.number_input("Test images (the first N)", 16, 1000, 64, step=16, key="curves.n")
+    n = (middle.number_input("Test images (the first N)", 16, 1000, 64, step=16, key="curves.n") if ui.advanced()
+         else st.session_state.get("curves.n", 64))  # teacher mode: the link's value, no control
     top = right.select_slider("Largest ε (L∞)", [0.1, 0.2, 0.3, 0.4, 0.5], value=0.3, key="curves.top")
     epsilons = [round(top * i / 6, 4) for i in range(7)]
     with ui.failures("Computing the curves"):

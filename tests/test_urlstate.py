@@ -219,7 +219,7 @@ def test_teacher_mode_hides_advanced_controls_but_follows_the_link(app):
               "attack.models": ["plain", "grad_y_10"]}
     _link(app, "pages/attack_lab.py", params)
     assert not [e for e in app.expander if "settings" in e.label], "the attack's knobs are hidden"
-    assert not app.get("number_input") or all(n.key != "attack.pgd.steps" for n in app.number_input)
+    assert not {"attack.pgd.steps", "curves.n"} & {n.key for n in app.number_input}, "and the curves' budget"
     assert app.slider(key="attack.eps.pgd.linf").value == 0.2
     assert any("controls locked" in i.value for i in app.sidebar.info)
     assert app.query_params == params
