@@ -1,5 +1,5 @@
 """Real-browser check of shareable views: a deep link's query parameters set the widgets, moving a slider (inside a
-fragment) rewrites the address bar, and a lesson preset on Home opens its page with its settings. Screenshots go to
+fragment) rewrites the address bar, Back restores the previous view, and a lesson preset on Home opens its page with its settings. Screenshots go to
 ``artifacts/screenshots/``. Without /usr/bin/chromium the tests skip, except under CI (``$CI`` set), where they fail.
 """
 
@@ -129,6 +129,10 @@ def test_deep_link_sets_the_slider_and_moving_it_rewrites_the_url(page, server):
     assert _shown(eps) == "0.25"
     assert _query(page) == {"lambda.eps": ["0.25"], "lambda.lam.grad_y": ["10"]}
     page.screenshot(path=str(SHOTS / "url_deep_link_moved.png"), full_page=True)
+    page.go_back()  # the browser's history holds each view: Back restores the link's value
+    page.wait_for_function("() => window.location.search.includes('lambda.eps=0.2&')", timeout=30_000)
+    _settle(page)
+    assert _shown(_slider(page, "ε of the attacks")) == "0.2"
 
 
 def test_a_bad_link_warns_and_a_preset_opens_its_view(page, server):
