@@ -275,3 +275,20 @@ def test_a_teacher_link_to_the_train_page_opens_home_without_an_error(app):
     _link(app, "pages/train.py", {"teacher": "1"})
     assert app.title[0].value.startswith("gradreg") and not app.get("form"), "Home, not the training form"
     assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page, params", [
+    ("draw", {"draw.eps": "0.2", "draw.models": ["plain", "grad_y_10"]}),
+    ("quiz", {"quiz.eps": "0.3", "quiz.seed": "7"}),
+    ("story", {"story.step": "2", "story.eps": "0.2"}),
+    ("transfer", {"transfer.eps": "0.3", "transfer.method": "fgsm"}),
+    ("masking", {"masking.eps": "0.1"}),
+    ("morphs", {"morphs.steps": "5", "morphs.eps": "0.05"}),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_lesson_page_link_round_trip(app, tiny_zoo, page, params):
+    _link(app, f"pages/{page}.py", params)
+    values, errors = urlstate.read(params, models=_ids(tiny_zoo))
+    assert not errors and not app.warning, [w.value for w in app.warning]
+    for key, value in values.items():
+        assert app.session_state[key] == value, key
+    assert app.query_params == params
