@@ -7,7 +7,9 @@ load from other processes hits them alike, and the median over rounds is reporte
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import statistics
@@ -66,8 +68,10 @@ def resolve_device(name: str) -> torch.device:
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    except importlib.metadata.PackageNotFoundError:  # a package put on the path without its metadata
+        if importlib.util.find_spec(package) is None:
+            return None
+        return getattr(importlib.import_module(package), "__version__", "unknown")
 
 
 def context(device: torch.device) -> dict:
