@@ -1,7 +1,8 @@
 """Fair use of a shared server: caps on what one request of the dashboard may ask for.
 
 Each cap is read from an environment variable when it is needed (so a server can be tuned without code changes) and
-validated: a value that is not a positive integer is a configuration error, reported with the variable's name. The
+validated: a value that is not a positive integer is replaced by the default and reported (``problems``) with the
+variable's name. The
 defaults keep every interaction responsive on a 2-core machine shared by a class (see README, "Reliability and
 security"). The library and the CLI are not capped: these limits apply where the app calls into the library.
 Uploaded pictures have their own limits in ``gradreg.digit`` (``MAX_BYTES``, ``MAX_PIXELS``).
@@ -39,21 +40,34 @@ class LimitError(ValueError):
     """A request beyond a server's cap; the message names the cap, its value and the variable that sets it."""
 
 
-def limit(name: str) -> int:
-    """The current value of cap ``name`` (a key of ``CAPS``) from its environment variable, else its default."""
+def _read(name: str) -> tuple[int, str]:
+    """(value, problem): the variable's value, or the default and why the variable's text was not used."""
     if name not in CAPS:
         raise ValueError(f"unknown cap {name!r}; valid: {', '.join(CAPS)}")
     cap = CAPS[name]
     text = os.environ.get(cap.env, "").strip()
     if not text:
-        return cap.default
+        return cap.default, ""
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"${cap.env} must be an integer >= {cap.low}, got {text!r}") from None
-    if value < cap.low:
-        raise ValueError(f"${cap.env} must be an integer >= {cap.low}, got {text!r}")
-    return value
+        value = None
+    if value is None or value < cap.low:
+        return cap.default, f"${cap.env} must be an integer >= {cap.low}, got {text!r}; using {cap.default}"
+    return value, ""
+
+
+def limit(name: str) -> int:
+    """The current value of cap ``name`` (a key of ``CAPS``) from its environment variable, else its default.
+
+    A value that is not an integer >= 1 never takes the server down: the default applies and ``problems`` says so.
+    """
+    return _read(name)[0]
+
+
+def problems() -> list[str]:
+    """One message per cap variable whose value was not usable (the app shows them)."""
+    return [problem for name in CAPS if (problem := _read(name)[1])]
 
 
 def check_limit(name: str, value: int) -> int:

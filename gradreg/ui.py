@@ -24,7 +24,7 @@ from gradreg.attacks import ATTACKS, NORMS
 from gradreg.config import ACTIVATIONS, DEFENCES, TrainConfig, config_id
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
 from gradreg.evaluate import robust_accuracy
-from gradreg.limits import check_knobs, check_limit, limit
+from gradreg.limits import check_knobs, check_limit, limit, problems
 from gradreg.models import MODELS
 from gradreg.regularizers import REGULARIZERS
 from gradreg.saliency import SALIENCY_METHODS
@@ -564,7 +564,10 @@ def _render_job(job: dict) -> None:
 
 
 def sidebar_status() -> None:
-    """Where the models come from, and a running training's progress, on every page."""
+    """Where the models come from, a running training's progress, and misconfigured caps (``gradreg.limits``: their
+    defaults apply), on every page."""
+    for problem in problems():
+        st.sidebar.warning(f"Server limit ignored: {problem}")
     job = training_job()
     if job is not None and job["state"] == "running":
         st.sidebar.progress(explore.progress(job), text=f"Training `{job['id']}`")

@@ -248,10 +248,11 @@ def test_caps_have_defaults_and_read_their_variables(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-3", "1.5", "nan"])
-def test_a_bad_cap_value_names_its_variable(monkeypatch, value):
+def test_a_bad_cap_value_falls_back_to_the_default_and_is_reported(monkeypatch, value):
     monkeypatch.setenv("GRADREG_MAX_IMAGES", value)
-    with pytest.raises(ValueError, match="GRADREG_MAX_IMAGES"):
-        limits.limit("images")
+    assert limits.limit("images") == 1000
+    (problem,) = limits.problems()
+    assert "GRADREG_MAX_IMAGES" in problem and repr(value) in problem
     with pytest.raises(ValueError, match="valid: images"):
         limits.limit("no_such_cap")
 
@@ -327,3 +328,13 @@ def test_ui_computations_refuse_requests_over_the_caps(monkeypatch, tiny_zoo, tm
             ui.saliency_metrics(cid, "synthetic", 16, "input_gradient")
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_misconfigured_cap_is_a_warning_and_its_default_applies(capped_app, monkeypatch):
+    monkeypatch.setenv("GRADREG_MAX_EPOCHS", "twenty")
+    app = capped_app
+    app.run()
+    app.switch_page("pages/train.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("GRADREG_MAX_EPOCHS" in w.value for w in app.sidebar.warning), [w.value for w in app.warning]
+    assert app.number_input(key="train.epochs").max == limits.CAPS["epochs"].default
