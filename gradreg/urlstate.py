@@ -228,8 +228,10 @@ PRESETS = (
            {"saliency.models": ["plain", "grad_y_10"], "saliency.methods": ["input_gradient", "smoothgrad"]},
            "The plain model's input gradient looks like noise; the regularized one follows the strokes."),
     Preset("FGSM breaks the plain model", "attack_lab",
-           {"attack.models": ["plain", "grad_y_10"], "attack.method": "fgsm", "attack.eps.fgsm.linf": "0.15"},
-           "One signed-gradient step of size ε = 0.15 fools the plain model more often than the regularized one."),
+           {"attack.models": ["plain", "grad_y_10"], "attack.method": "fgsm", "attack.eps.fgsm.linf": "0.15",
+            "attack.class": "2", "attack.example": "1"},  # a test digit FGSM turns on the shipped plain model only
+           "One signed-gradient step of size ε = 0.15 fools the plain model more often than the regularized one: "
+           "this digit, then the curves below."),
     Preset("The λ trade-off", "lambda_explorer",
            {"lambda.regularizer": "grad_y", "lambda.lam.grad_y": "10", "lambda.eps": "0.1"},
            "Move λ: robustness and smoother maps grow, clean accuracy and confidence fall."),
@@ -238,7 +240,8 @@ PRESETS = (
            "A distilled model resists FGSM only because its gradients vanish; the gradient-free Square attack "
            "still finds adversarial examples."),
     Preset("Adversarial training vs Grad Reg", "attack_lab",
-           {"attack.models": ["plain", "grad_y_10", "fgsm_at"], "attack.method": "pgd", "attack.eps.pgd.linf": "0.1"},
+           {"attack.models": ["plain", "grad_y_10", "fgsm_at"], "attack.method": "pgd", "attack.eps.pgd.linf": "0.1",
+            "attack.class": "1"},  # a digit PGD turns on the shipped plain model, not on the two defences
            "Under PGD, compare FGSM adversarial training with input-gradient regularization."),
     Preset("Adversarial examples transfer", "transfer",
            {"transfer.models": ["plain", "grad_y_10", "fgsm_at"], "transfer.method": "fgsm", "transfer.eps": "0.2",
