@@ -132,7 +132,7 @@ def _knob(default: object, name: str) -> Field | None:
 
 def owned(key: str, prefixes: tuple[str, ...]) -> bool:
     """Whether ``key`` belongs to a page sharing ``prefixes`` (whole keys, or prefixes ending in '.')."""
-    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in prefixes)
+    return isinstance(key, str) and any(key == p or (p.endswith(".") and key.startswith(p)) for p in prefixes)
 
 
 def decode(key: str, raw: str | list[str], *, models: Mapping[str, str] = {}) -> Any:

@@ -91,6 +91,7 @@ def test_view_params_keep_the_links_spelling_and_only_changed_defaults():
 def test_ownership_and_teacher_flag():
     assert urlstate.owned("attack.eps.fgsm.linf", ("attack.",)) and urlstate.owned("curves.n", ("curves.n",))
     assert not urlstate.owned("attackers.x", ("attack.",)) and not urlstate.owned("lambda.eps", ())
+    assert not urlstate.owned(3, ("attack.",)), "session state may hold keys that are not strings"
     assert urlstate.teacher({"teacher": ["1"]}) and urlstate.teacher({"lock": [""]})
     assert not urlstate.teacher({}) and not urlstate.teacher({"teacher": ["0"]}) and not urlstate.teacher(
         {"teacher": ["banana"]})
