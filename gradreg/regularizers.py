@@ -84,11 +84,11 @@ def _fd_penalty(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ce_n: torch.
                 temperature: float) -> torch.Tensor:
     # Two backward passes in all: this one to x only (no weight gradients), then the caller's through both graphs.
     (g,) = torch.autograd.grad(ce_sum, x, retain_graph=True)
-    norms = g.flatten(1).norm(dim=1).clamp_min(1e-12)
-    v = (g / norms.view(-1, *([1] * (g.dim() - 1)))).detach()  # unit direction per example
-    ce_step = cross_entropy(model(x.detach() + FD_STEP * v), y, temperature=temperature)
-    d = (ce_step - ce_n) / FD_STEP  # (N,) ≈ ‖∇ₓℓ_n‖₂
-    return d.pow(2).mean()
+    scale = FD_STEP / g.flatten(1).norm(dim=1).clamp_min(1e-12)  # (N,) h / ‖g_n‖: x + scale·g = x + h·v_n
+    ce_step = cross_entropy(model(x.detach() + scale.view(-1, *([1] * (g.dim() - 1))) * g), y,
+                            temperature=temperature)
+    # mean_n d_n² with d_n = (ℓ_n(x + h·v_n) − ℓ_n(x)) / h ≈ ‖∇ₓℓ_n‖₂
+    return (ce_step - ce_n).pow(2).mean() / FD_STEP**2
 
 
 def _penalty_fn(name: str) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
