@@ -20,7 +20,7 @@ from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_fo
                              radius_like, step_direction)
 from gradreg.jsma import saliency_map_attack
 from gradreg.square import square_search
-from gradreg.validation import check_fit
+from gradreg.validation import check_fit, check_real
 
 __all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
            "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
@@ -104,6 +104,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> tor
     """
     check_inputs(x, y)
     check_eps(eps, len(x))
+    check_fit(model, x, y)
     with eval_mode(model):
         return projected_steps(model, x, y, eps=eps, step=eps, steps=1, norm="linf", targeted=False,
                                random_start=False, generator=None)
@@ -182,6 +183,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: 
     _check_norm(norm)
     _check_count("steps", steps)
     _check_count("restarts", restarts)
+    check_fit(model, x, y)
+    if step_size is not None:
+        check_real("step_size", step_size, low=0.0)
     step = 2.5 * eps / steps if step_size is None else step_size
     generator = generator_for(seed)
     with eval_mode(model):

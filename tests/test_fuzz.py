@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gradreg import TrainConfig, accuracy, attack, build_model, input_gradient_norms, lam_from_authors, load_dataset
-from gradreg import penalty, robust_accuracy, train, transfer_matrix
+from gradreg import fgsm, penalty, pgd, robust_accuracy, train, transfer_matrix
 from gradreg.checkpoints import list_checkpoints, load
 from gradreg.cli import main
 from gradreg.masking import masking_checks
@@ -113,6 +113,8 @@ def _api_cases(model, x, y) -> list[tuple[str, callable]]:
     add("fgsm unknown knob", run_attack, x=x, y=y, steps=3)
     add("tgsm target out of range", run_attack, x=x, y=y, method="tgsm", target=torch.full_like(y, 10))
 
+    for name, fn in (("fgsm", fgsm), ("pgd", pgd)):  # exported on their own too
+        images_and_labels(name, lambda x, y, fn=fn: fn(model, x, y, eps=0.1), x=x, y=y)
     run_saliency = lambda x, target="pred", method="input_gradient", **p: saliency(model, x, target, method, **p)
     for kind in IMAGE_KINDS:
         add(f"saliency x={kind}", run_saliency, x=_images(kind, x))
