@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
+import weakref
 from typing import Callable
 
 import torch
@@ -18,6 +20,11 @@ from torch import nn
 from gradreg.descent import eval_mode
 
 LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+# model → {(image shape, dtype, device): K} of probes that passed: a model's architecture does not change, so each
+# input kind is probed once per model instead of costing an extra forward on every call (1-image saliency and
+# attacks paid up to 2× for it).
+_FITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FITS_LOCK = threading.Lock()
 
 
 def check_model(model: object, name: str = "model") -> nn.Module:
@@ -45,7 +52,24 @@ def check_fit(model: object, x: object, y: object = None) -> int:
     ``y`` holds integer labels ``(N,)`` in [0, K); returns K, the number of classes."""
     check_model(model)
     check_images(x)
+    k = _classes(model, x)
+    if y is not None:
+        if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.dtype not in LABEL_DTYPES:
+            got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be integer labels of shape ({len(x)},), got {got}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise ValueError(f"labels must be classes in [0, {k}), got values in [{int(y.min())}, {int(y.max())}]")
+    return k
+
+
+def _classes(model: nn.Module, x: torch.Tensor) -> int:
+    """K, from a one-example probe of ``model`` on images like ``x`` (remembered per model and input kind)."""
     device = next(model.parameters(), torch.empty(0)).device
+    key = (tuple(x.shape[1:]), x.dtype, device)
+    with _FITS_LOCK:
+        known = _FITS.get(model, {}).get(key)
+    if known is not None:
+        return known
     try:
         with torch.no_grad(), eval_mode(model):
             logits = model(x[:1].to(device))
@@ -55,14 +79,9 @@ def check_fit(model: object, x: object, y: object = None) -> int:
             from None
     if logits.dim() != 2:
         raise ValueError(f"the model must return logits (N, K), got shape {tuple(logits.shape)}")
-    k = logits.shape[1]
-    if y is not None:
-        if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.dtype not in LABEL_DTYPES:
-            got = f"{tuple(y.shape)} {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
-            raise ValueError(f"y must be integer labels of shape ({len(x)},), got {got}")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= k):
-            raise ValueError(f"labels must be classes in [0, {k}), got values in [{int(y.min())}, {int(y.max())}]")
-    return k
+    with _FITS_LOCK:
+        _FITS.setdefault(model, {})[key] = logits.shape[1]
+    return logits.shape[1]
 
 
 def check_count(name: str, value: object) -> int:
