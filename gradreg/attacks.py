@@ -7,7 +7,6 @@ arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``) and Square (`
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_fo
                              radius_like, step_direction)
 from gradreg.jsma import saliency_map_attack
 from gradreg.square import square_search
-from gradreg.validation import check_fit, check_real
+from gradreg.validation import check_fit, check_real, parameters
 
 __all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
            "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
@@ -256,11 +255,11 @@ class AttackSpec:
     def params(self) -> dict[str, object]:
         """The attack's own keyword knobs and their defaults (besides ``eps``, ``target`` and ``seed``)."""
         skip = {"model", "x", "y", "eps", "target", "seed"}
-        return {name: p.default for name, p in inspect.signature(self.fn).parameters.items() if name not in skip}
+        return {name: p.default for name, p in parameters(self.fn).items() if name not in skip}
 
     @property
     def seeded(self) -> bool:
-        return "seed" in inspect.signature(self.fn).parameters
+        return "seed" in parameters(self.fn)
 
 
 ATTACKS: dict[str, AttackSpec] = {

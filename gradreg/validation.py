@@ -7,6 +7,7 @@ for any model without knowing its architecture, and labels are checked against i
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -42,9 +43,15 @@ def check_images(x: object, name: str = "x") -> torch.Tensor:
                          f"{f' of dtype {x.dtype}' if isinstance(x, torch.Tensor) else ''}")
     if min(x.shape[1:]) < 1:
         raise ValueError(f"{name} must have at least one channel and pixel, got shape {tuple(x.shape)}")
-    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
+    if x.numel() and not _within_unit_interval(x):
         raise ValueError(f"{name} must lie in [0, 1] and contain no NaN")
     return x
+
+
+def _within_unit_interval(x: torch.Tensor) -> bool:
+    """All of ``x`` in [0, 1] and no NaN (a NaN makes both extremes NaN), in one pass over ``x``."""
+    low, high = torch.aminmax(x.detach())
+    return bool((low >= 0) & (high <= 1))
 
 
 def check_fit(model: object, x: object, y: object = None) -> int:
@@ -99,10 +106,18 @@ def check_real(name: str, value: object, *, low: float = -math.inf, high: float 
     return float(value)
 
 
+@functools.lru_cache(maxsize=256)
+def parameters(fn: Callable) -> dict[str, inspect.Parameter]:
+    """``inspect.signature(fn).parameters``, computed once per function (it costs ~0.1 ms per call)."""
+    return dict(inspect.signature(fn).parameters)
+
+
 def check_knobs(fn: Callable, params: dict, *, what: str) -> None:
     """Keyword knobs of ``fn`` by the type of their defaults: unknown names list the valid ones; bool defaults take
     bools, int defaults integers >= 1, float defaults finite numbers."""
-    signature = inspect.signature(fn).parameters
+    if not params:
+        return
+    signature = parameters(fn)
     knobs = [name for name, p in signature.items() if p.kind is p.KEYWORD_ONLY]
     for name, value in params.items():
         if name not in knobs:
