@@ -89,6 +89,14 @@ def failures(what: str, *, stop: bool = False) -> Iterator[None]:
             st.stop()
 
 
+def within_limits(**requested: int) -> None:
+    """Refuse a page's request over this server's caps (``gradreg.limits``: ``images=``, ``attack_steps=``,
+    ``queries=``…) with an ``st.error`` naming the variable, and stop the page."""
+    with failures("This request", stop=True):
+        for name, value in requested.items():
+            check_limit(name, int(value))
+
+
 def saliency_methods() -> list[str]:
     return list(SALIENCY_METHODS)
 
@@ -303,7 +311,6 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
 
 
 # Shared widgets: each draws its widgets and returns plain values.
-KNOB_LIMITS = urlstate.KNOB_LIMITS
 
 
 def show_models(rows: list[dict], *, height: int | None = None) -> None:
@@ -403,7 +410,7 @@ def _knob(key: str, name: str, default: object) -> object:
     if isinstance(default, bool):
         return st.checkbox(name.replace("_", " "), value=default, key=key)
     if isinstance(default, int):
-        return int(st.number_input(name, 1, KNOB_LIMITS.get(name, 1000), default, key=key))
+        return int(st.number_input(name, 1, max(default, urlstate.knob_limit(name)), default, key=key))
     if isinstance(default, float):
         return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
     return None

@@ -24,11 +24,17 @@ from typing import Any, Callable, Mapping
 
 from gradreg.attacks import ATTACKS, NORMS
 from gradreg.explore import TARGET_NAMES, eps_range
+from gradreg.limits import KNOB_CAPS, limit
 from gradreg.regularizers import REGULARIZERS
 from gradreg.saliency import SALIENCY_METHODS
 
 TEACHER = "teacher"  # ?teacher=1: a class view, advanced controls hidden
-KNOB_LIMITS = {"steps": 200, "restarts": 10, "queries": 5000}  # largest value of an integer attack knob
+
+def knob_limit(name: str) -> int:
+    """The largest value of an integer attack knob: this server's cap (``gradreg.limits``), else 1000."""
+    return limit(KNOB_CAPS[name]) if name in KNOB_CAPS else 1000
+
+
 MODELS = "models"  # the choices of a model list: the running app's usable models
 DIGITS = tuple(range(10))
 
@@ -124,7 +130,7 @@ def _knob(default: object, name: str) -> Field | None:
     if isinstance(default, bool):
         return Field(_flag)
     if isinstance(default, int):
-        return Field(int, low=1, high=KNOB_LIMITS.get(name, 1000))
+        return Field(int, low=1, high=knob_limit(name))
     if isinstance(default, float):
         return Field(float, low=0.0, high=1.0)
     return None

@@ -31,6 +31,7 @@ if ui.advanced():  # teacher mode: the link's values (or these defaults), no con
     middle.number_input("PGD steps", 5, 100, budget["masking.steps"], step=5, key="masking.steps")
     right.number_input("Square queries", 50, 2000, budget["masking.queries"], step=50, key="masking.queries")
 n, steps, queries = (int(st.session_state.get(key, value)) for key, value in budget.items())
+ui.within_limits(images=n, attack_steps=steps, queries=queries)
 names = {cid: ui.short_name(cid) for cid in ids}
 roles = {names[cid]: role for cid, role in lessons.zoo_roles(manifest).items() if cid in names}
 

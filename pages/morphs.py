@@ -52,6 +52,7 @@ def morphs() -> None:
     eps = float(right.select_slider("ε per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
     n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n") if ui.advanced()
             else st.session_state.get("morphs.n", 64))  # teacher mode: the link's value, no control
+    ui.within_limits(images=n, attack_steps=steps)
     if judge in ids:
         st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
     with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the grids…"):

@@ -25,6 +25,7 @@ if len(ids) < 2 or dataset is None:
     st.stop()
 n = int(st.number_input("Test images (the first N)", 16, 512, 64, step=16, key="transfer.n") if ui.advanced()
         else st.session_state.get("transfer.n", 64))  # teacher mode: the link's value, no control
+ui.within_limits(images=n)
 names = {cid: ui.short_name(cid) for cid in ids}
 
 

@@ -140,3 +140,15 @@ def test_teacher_link_sets_the_models_and_hides_the_budget(app, tiny_zoo):
     app.switch_page("pages/masking.py").run()
     assert not app.exception and not app.number_input, "no attack budget controls for a class"
     assert app.dataframe, "the lesson still runs on the default budget"
+
+
+@pytest.mark.parametrize("page, variable", [("pages/transfer.py", "GRADREG_MAX_IMAGES"),
+                                            ("pages/masking.py", "GRADREG_MAX_ATTACK_STEPS"),
+                                            ("pages/morphs.py", "GRADREG_MAX_IMAGES")])
+def test_lesson_pages_refuse_requests_over_the_server_caps(app, monkeypatch, page, variable):
+    monkeypatch.setenv(variable, "8")  # below each page's smallest request
+    app.run()
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any(variable in e.value for e in app.error), [e.value for e in app.error]
+    assert not app.get("plotly_chart"), "nothing is computed over the cap"
