@@ -98,7 +98,7 @@ class _Known(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        return (None, *(None if g is None else grad_output * g for g in ctx.grads))
+        return (None, *torch._foreach_mul(ctx.grads, grad_output))  # one launch for every tensor on a GPU
 
 
 def _fd_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ce_sum: torch.Tensor,
@@ -107,7 +107,7 @@ def _fd_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ce_sum: torch.
     n = len(x)
     params = [p for p in model.parameters() if p.requires_grad]
     # One backward through the clean graph: ∇ₓ Σℓ_n = (g_n) and ∇θ Σℓ_n together.
-    g, *g_params = torch.autograd.grad(ce_sum, [x, *params], allow_unused=True)
+    g, *g_params = torch.autograd.grad(ce_sum, [x, *params], materialize_grads=True)
     norms2 = g.flatten(1).pow(2).sum(dim=1)  # (N,) ‖g_n‖²
     value = norms2.mean()
     if not params:  # a frozen model: values only
@@ -115,8 +115,8 @@ def _fd_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, ce_sum: torch.
     h = FD_STEP / value.sqrt().clamp_min(1e-12)  # one step for the batch: RMS of ‖h·g_n‖ is FD_STEP
     ce_step = cross_entropy(model(x.detach() + h * g), y, temperature=temperature).sum()
     c = 2.0 / (n * h)
-    clean = tuple(None if gp is None else gp / n for gp in g_params)
-    difference = tuple(None if gp is None else c * gp for gp in g_params)
+    clean = tuple(torch._foreach_div(g_params, n))
+    difference = tuple(torch._foreach_mul(g_params, c))
     ce = ce_sum.detach() / n + _Known.apply(clean, *params)
     penalty = value + c * (ce_step - ce_step.detach()) - _Known.apply(difference, *params)
     return ce, penalty
