@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from gradreg import TrainConfig, load_dataset, save, train
 from gradreg.models import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +69,22 @@ def tiny_zoo(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads():
+    """gradreg.ui sets one intra-op thread for the app's process; give the rest of the test run its default back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_zoo, tmp_path):
+    """AppTest of ``app.py`` on the tiny zoo, with a per-test user checkpoint directory."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
+    monkeypatch.chdir(ROOT)
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

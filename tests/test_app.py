@@ -11,29 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gradreg import urlstate
 from gradreg.attacks import ATTACKS
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_threads():
-    """gradreg.ui sets one intra-op thread for the app's process; give the rest of the test run its default back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def app(monkeypatch, tiny_zoo, tmp_path):
-    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
-    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
-    monkeypatch.chdir(ROOT)
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
 
 
 def _open(app: AppTest, page: str) -> AppTest:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest

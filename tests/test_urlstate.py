@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gradreg import urlstate
@@ -112,13 +111,6 @@ def test_presets_decode_on_the_shipped_zoo_and_point_at_registered_pages():
 
 
 # AppTest on the tiny zoo (plain, grad_y_0.1/1/10, fgsm_at)
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def app(monkeypatch, tiny_zoo, tmp_path):
     """AppTest of ``app.py`` on the tiny zoo. AppTest turns Streamlit's legacy pages/ mode back on before every run,
