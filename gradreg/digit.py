@@ -90,6 +90,8 @@ def _as_float(data: np.ndarray) -> np.ndarray:
         return a.astype(np.float64) / 255.0
     if a.dtype == np.uint16:
         return a.astype(np.float64) / 65535.0
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise UploadError(f"unsupported array type {a.dtype}: an image holds real grey or colour values")
     if a.dtype == np.bool_ or np.issubdtype(a.dtype, np.number):
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
