@@ -14,7 +14,8 @@ from torch import nn
 
 from gradreg.attacks import attack, check_inputs, get_attack
 from gradreg.evaluate import CHUNK, chunk_seed, chunk_targets, chunks, device_of, predict, judge_target_rate
-from gradreg.reproduce import COMPARED, EXTRAS, assign_roles, class_examples, grid_records, iterated_grid
+from gradreg.experiments import class_examples, grid_records, iterated_grid
+from gradreg.reproduce import COMPARED, EXTRAS, assign_roles
 from gradreg.transfer import transfer_matrix
 
 TRANSFER_METHODS = ("fgsm", "tgsm", "pgd")
@@ -222,7 +223,7 @@ def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int
     Returns:
         ``{"grid": (K, K, C, H, W) numpy (row = original class, column = target), "classes", "model_pred",
         "judge_pred" ((K, K) lists; judge_pred None without a judge), "model_target_rate",
-        "judge_target_rate" (off-diagonal cells, ``reproduce.grid_records``)}``.
+        "judge_target_rate" (off-diagonal cells, ``experiments.grid_records``)}``.
     """
     check_inputs(x, y)
     k = int(y.max()) + 1
