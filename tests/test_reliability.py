@@ -258,12 +258,10 @@ def test_a_bad_cap_value_falls_back_to_the_default_and_is_reported(monkeypatch, 
 
 
 @pytest.fixture
-def capped_app(monkeypatch, tiny_zoo, tmp_path):
-    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
-    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
-    monkeypatch.chdir(ROOT)
+def capped_app(app):
+    """conftest's AppTest, with this module's torch thread count restored after each test (the app sets 1)."""
     threads = torch.get_num_threads()
-    yield AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    yield app
     torch.set_num_threads(threads)
 
 
