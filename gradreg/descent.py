@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradreg.fastgrad import eval_gradient_model
+
 Norm = Literal["linf", "l2"]
 Eps = Union[float, torch.Tensor]  # a radius, or per-example radii (N,)
 
@@ -24,7 +26,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     Restoring module by module (not ``model.train(was_training)``, which recurses) keeps a wrapper in training mode
     around a shared eval-mode model from flipping that model into training mode."""
-    modes = [(module, module.training) for module in model.modules()]
+    modes = [(module, module.training) for module in _tree(model)]
     if not any(training for _, training in modes):  # a shared, frozen model: nothing to set or restore
         yield model
         return
@@ -34,6 +36,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def _tree(model: nn.Module) -> list[nn.Module]:
+    """``model`` and its submodules (a shared one may repeat): half the time of ``modules()``, which runs on every
+    1-image call."""
+    tree, todo = [model], [model]
+    while todo:
+        for child in todo.pop()._modules.values():
+            if child is not None:
+                tree.append(child)
+                todo.append(child)
+    return tree
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -100,7 +114,7 @@ def projected_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
                     generator: torch.Generator | None) -> torch.Tensor:
     """The one attack loop: ascend CE(y) (descend it when ``targeted``), project to the ε-ball unless ``eps`` is
     None (unbounded), clip to [0, 1]."""
-    model = fast_layout(model, x)
+    model = eval_gradient_model(model)  # BatchNorm folded, the first layer's input gradient by matmul
     x0 = x.detach()
     radius = None if eps is None else radius_like(eps, x0)
     step = radius_like(step, x0)
@@ -111,36 +125,3 @@ def projected_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: 
         x_adv = x_adv + step * step_direction(model, x_adv, y, norm=norm, targeted=targeted)
         x_adv = (x_adv if radius is None else _project(x_adv, x0, radius, norm)).clamp(0, 1)
     return x_adv.detach().contiguous()
-
-
-def module_tree_copy(module: nn.Module, *, fresh_hooks: bool = False,
-                     conv_layout: torch.memory_format | None = None) -> nn.Module:
-    """A copy of ``module``'s tree that shares its parameters and buffers (no weights are copied), so it can carry
-    its own hooks (``fresh_hooks``) or, with ``conv_layout``, detached conv weights in another memory layout.
-
-    The copy is for reading the model (attacks, attributions): nothing written to it reaches the original."""
-    state = dict(module.__dict__)
-    if fresh_hooks:
-        state.update({k: type(v)() for k, v in state.items() if "hooks" in k and isinstance(v, dict)})
-    state["_parameters"], state["_buffers"] = dict(module._parameters), dict(module._buffers)
-    if conv_layout is not None and isinstance(module, nn.Conv2d):
-        state["_parameters"]["weight"] = module.weight.detach().contiguous(memory_format=conv_layout)
-    state["_modules"] = {k: None if m is None else module_tree_copy(m, fresh_hooks=fresh_hooks,
-                                                                    conv_layout=conv_layout)
-                         for k, m in module._modules.items()}
-    clone = object.__new__(type(module))
-    clone.__dict__.update(state)
-    return clone
-
-
-def fast_layout(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """The model to run many input-gradient steps with: on the CPU, a weight-sharing copy whose conv weights are
-    channels-last (oneDNN's faster layout here: PGD on small_cnn 8 % faster with one thread, the app's setting; no
-    change with two); else the model.
-    Only trees of torch's own layers are copied: a custom module may keep state its forward writes (a counter)."""
-    modules = list(model.modules())
-    plain = all(type(m).__module__.startswith("torch.nn.modules") for m in modules)
-    if x.device.type != "cpu" or x.dim() != 4 or not plain or not any(isinstance(m, nn.Conv2d) for m in modules):
-        return model
-    return module_tree_copy(model, conv_layout=torch.channels_last)
-

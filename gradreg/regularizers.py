@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradreg.fastgrad import input_gradient_model
 from gradreg.validation import check_fit
 
 FD_STEP = 0.01  # h, in pixel units of [0, 1] images (Finlay & Oberman use a step of this order)
@@ -68,6 +69,8 @@ def loss_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, regularize
         raise ValueError(f"unknown regularizer {regularizer!r}; valid: {', '.join(sorted(REGULARIZERS))}")
     need_grad = regularizer != "none"
     x = x.detach().requires_grad_(need_grad)
+    if regularizer == "grad_fd":  # the first layer's input gradient by matmul (no double backward runs through it)
+        model = input_gradient_model(model)
     logits = model(x)
     ce_n = cross_entropy(logits, y, temperature=temperature)
     if not need_grad:
