@@ -8,7 +8,10 @@ frozen model shared by many threads never carries a hook.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+import threading
+import weakref
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Iterator, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +19,6 @@ from torch import nn
 
 from gradreg.attacks import eval_mode
 from gradreg.validation import check_fit, check_knobs
-from gradreg.descent import module_tree_copy
 
 Target = Union[str, int, torch.Tensor]
 TARGETS = ("pred", "true")
@@ -63,8 +65,10 @@ def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.T
     t = torch.as_tensor(target, device=x.device)
     if t.dtype.is_floating_point or t.dtype == torch.bool or t.dim() > 1 or (t.dim() == 1 and len(t) != n):
         raise ValueError(f"invalid target of shape {tuple(t.shape)} and dtype {t.dtype}; {valid}")
-    if t.numel() and (t.min() < 0 or t.max() >= k):
-        raise ValueError(f"target out of range; {valid}")
+    if t.numel():
+        low, high = torch.aminmax(t)  # one pass: this runs on every 1-image call
+        if low.item() < 0 or high.item() >= k:
+            raise ValueError(f"target out of range; {valid}")
     return t.long().expand(n).clone()
 
 
@@ -177,6 +181,41 @@ SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
 }
 # Methods that attach hooks or attributes to modules: they run on a private copy of the module tree.
 HOOKED_METHODS = frozenset({"guided_backprop", "deeplift", "gradcam"})
+POOL_SIZE = 4  # idle private copies kept per model (one per concurrent call is made; more are dropped)
+
+
+def _tree_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module``'s tree with no hooks that shares its parameter and buffer dicts (a tensor replaced in
+    the model is replaced in the copy too): hooks and attributes set on the copy never reach the model."""
+    state = {k: type(v)() if "hooks" in k and isinstance(v, dict) else v for k, v in module.__dict__.items()}
+    state["_modules"] = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
+    clone = object.__new__(type(module))
+    clone.__dict__.update(state)
+    return clone
+
+
+_POOLS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.Lock()
+
+
+@contextmanager
+def private_copy(model: nn.Module) -> Iterator[nn.Module]:
+    """A copy of ``model`` (``_tree_copy``) that no other call uses meanwhile. Copies are reused: making one cost a
+    third of a 1-image Grad-CAM call. A copy is kept for reuse only after a call that returned normally (one that
+    raised may have left a hook on it), and only while the model's tree has the same modules."""
+    layout = tuple(map(id, model.modules()))
+    with _POOLS_LOCK:
+        known, idle = _POOLS.get(model, (None, []))
+        copy = idle.pop() if known == layout and idle else None
+    copy = _tree_copy(model) if copy is None else copy
+    yield copy
+    with _POOLS_LOCK:
+        known, idle = _POOLS.get(model, (None, []))
+        if known != layout:
+            known, idle = layout, []
+        if len(idle) < POOL_SIZE:
+            idle.append(copy)
+        _POOLS[model] = (known, idle)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "input_gradient", *,
@@ -202,8 +241,7 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     inputs = x.detach().to(device).clone()  # Captum toggles requires_grad on its input: never on the caller's x
     labels = y.to(device) if isinstance(y, torch.Tensor) else y
     t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
-    if method in HOOKED_METHODS:
-        model = module_tree_copy(model, fresh_hooks=True)  # hooks and DeepLift's attributes stay on it
-    with torch.enable_grad(), eval_mode(model):
+    with (private_copy(model) if method in HOOKED_METHODS else nullcontext(model)) as model, \
+            torch.enable_grad(), eval_mode(model):  # hooks and DeepLift's attributes stay on the private copy
         result = SALIENCY_METHODS[method](model, inputs, t, **params)
     return result.detach().to(x.device)

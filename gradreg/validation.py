@@ -21,7 +21,7 @@ from torch import nn
 from gradreg.descent import eval_mode
 
 LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-# model → {(image shape, dtype, device): K} of probes that passed: a model's architecture does not change, so each
+# model → {(image shape, dtype): K} of probes that passed: a model's architecture does not change, so each
 # input kind is probed once per model instead of costing an extra forward on every call (1-image saliency and
 # attacks paid up to 2× for it).
 _FITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -51,7 +51,7 @@ def check_images(x: object, name: str = "x") -> torch.Tensor:
 def _within_unit_interval(x: torch.Tensor) -> bool:
     """All of ``x`` in [0, 1] and no NaN (a NaN makes both extremes NaN), in one pass over ``x``."""
     low, high = torch.aminmax(x.detach())
-    return bool((low >= 0) & (high <= 1))
+    return low.item() >= 0 and high.item() <= 1  # NaN compares False
 
 
 def check_fit(model: object, x: object, y: object = None) -> int:
@@ -71,12 +71,12 @@ def check_fit(model: object, x: object, y: object = None) -> int:
 
 def _classes(model: nn.Module, x: torch.Tensor) -> int:
     """K, from a one-example probe of ``model`` on images like ``x`` (remembered per model and input kind)."""
-    device = next(model.parameters(), torch.empty(0)).device
-    key = (tuple(x.shape[1:]), x.dtype, device)
+    key = (tuple(x.shape[1:]), x.dtype)  # K does not depend on the device
     with _FITS_LOCK:
         known = _FITS.get(model, {}).get(key)
     if known is not None:
         return known
+    device = next(model.parameters(), torch.empty(0)).device
     try:
         with torch.no_grad(), eval_mode(model):
             logits = model(x[:1].to(device))
