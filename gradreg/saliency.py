@@ -185,9 +185,10 @@ POOL_SIZE = 4  # idle private copies kept per model (one per concurrent call is 
 
 
 def _tree_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module``'s tree with no hooks that shares its parameter and buffer dicts (a tensor replaced in
-    the model is replaced in the copy too): hooks and attributes set on the copy never reach the model."""
+    """A copy of ``module``'s tree in eval mode with no hooks that shares its parameter and buffer dicts (a tensor
+    replaced in the model is replaced in the copy too): hooks and attributes set on the copy never reach the model."""
     state = {k: type(v)() if "hooks" in k and isinstance(v, dict) else v for k, v in module.__dict__.items()}
+    state["training"] = False
     state["_modules"] = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
     clone = object.__new__(type(module))
     clone.__dict__.update(state)
