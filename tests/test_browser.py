@@ -170,7 +170,8 @@ def test_training_shows_live_progress_and_stops(page, server):
     page.get_by_label("Epochs").fill("100")
     page.get_by_label("Training images").fill("500")
     page.get_by_role("button", name="Train").click()
-    stop = page.get_by_role("button", name="Stop")
+    # the page's Stop, not the one Streamlit's header shows while a run takes long
+    stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
     stop.wait_for()
     page.wait_for_selector('[data-testid="stPlotlyChart"]')  # the curves appear after the first epoch
     page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
