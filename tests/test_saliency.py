@@ -166,3 +166,50 @@ def test_sixteen_threads_on_one_shared_model_match_a_lone_run(tiny_model, batch)
         torch.testing.assert_close(a, lone[method], atol=1e-6, rtol=1e-4)
     assert _hooks_left(tiny_model) == []
     assert not tiny_model.training and not any(p.requires_grad or p.grad is not None for p in tiny_model.parameters())
+
+
+def test_hooked_methods_reuse_private_copies_that_follow_the_model(batch, monkeypatch):
+    from gradreg import saliency as module
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn").eval()
+    x, _ = batch
+    made = []
+    real_copy = module._tree_copy
+    monkeypatch.setattr(module, "_tree_copy", lambda m: made.append(m is model) or real_copy(m))
+    first = saliency(model, x, 0, "guided_backprop")
+    assert torch.equal(saliency(model, x, 0, "guided_backprop"), first)
+    assert sum(made) == 1  # the second call reused the first call's copy
+    assert not any(m._forward_hooks or m._backward_hooks or m._forward_pre_hooks for m in model.modules())
+    with torch.no_grad():  # a weight replaced, not written in place: the pooled copy must see it
+        model[0].weight = nn.Parameter(model[0].weight * -1.0)
+    replaced = saliency(model, x, 0, "guided_backprop")
+    assert not torch.allclose(replaced, first)
+    model[2] = nn.Softplus()  # a new module in the tree: a new copy
+    saliency(model, x, 0, "guided_backprop")
+    assert sum(made) == 2
+
+
+def test_a_copy_whose_call_raised_is_not_reused(batch, monkeypatch):
+    from gradreg import saliency as module
+
+    model = build_model("small_cnn").eval()
+    x, _ = batch
+    broken = {"raise": True}
+    real = module.SALIENCY_METHODS["gradcam"]
+
+    def flaky(model, x, target, **params):
+        if broken["raise"]:
+            model[0].register_forward_hook(lambda *a: None)  # a hook left behind by a failed call
+            raise RuntimeError("boom")
+        return real(model, x, target, **params)
+
+    monkeypatch.setitem(module.SALIENCY_METHODS, "gradcam", flaky)
+    with pytest.raises(RuntimeError):
+        saliency(model, x, 0, "gradcam")
+    broken["raise"] = False
+    seen = []
+    real_copy = module._tree_copy
+    monkeypatch.setattr(module, "_tree_copy", lambda m: seen.append(m is model) or real_copy(m))
+    saliency(model, x, 0, "gradcam")
+    assert sum(seen) == 1  # the failed call's hooked copy was dropped, a fresh one was made
