@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from gradreg.data import load_dataset
 from gradreg.models import build_model
 from gradreg.regularizers import REGULARIZERS, loss_terms, penalty
 
@@ -51,9 +54,9 @@ def test_grad_y_matches_per_example_loop_on_cnn(synthetic):
     assert torch.allclose(penalty(model, x, y, regularizer="grad_y"), torch.stack(norms).mean(), rtol=1e-4)
 
 
-def test_grad_fd_value_is_exact_and_its_gradient_is_double_backprops(synthetic):
-    """grad_fd's value is grad_y's; its parameter gradient, a finite difference of gradients along ∇ₓℓ, is close to
-    double backpropagation's on a smooth model (cosine > 0.99, norm within 5 %)."""
+def test_grad_fd_value_and_gradient_are_close_to_double_backprops_on_a_smooth_model(synthetic):
+    """grad_fd's value estimates grad_y's (within 3 %); its parameter gradient, the exact gradient of that estimate,
+    is close to double backpropagation's (cosine > 0.99, norm within 5 %)."""
     torch.manual_seed(3)
     model = build_model("mlp", activation="softplus").train()
     x, y = synthetic[0][:64], synthetic[1][:64]
@@ -65,13 +68,34 @@ def test_grad_fd_value_is_exact_and_its_gradient_is_double_backprops(synthetic):
         return value.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
 
     (exact, g_exact), (approx, g_fd) = value_and_grad("grad_y"), value_and_grad("grad_fd")
-    assert approx == pytest.approx(exact, rel=1e-5)
+    assert approx == pytest.approx(exact, rel=0.03)
     assert F.cosine_similarity(g_exact, g_fd, dim=0) > 0.99
     assert abs(g_fd.norm() / g_exact.norm() - 1) < 0.05
 
 
+def test_grad_fd_training_keeps_the_gradient_norm_down_on_a_relu_cnn():
+    """40 Adam steps at λ 10 on MNIST with the ReLU/max-pool CNN: the true mean ‖∇ₓℓ‖² ends below where it started.
+    (An estimator whose parameter gradient was not the gradient of its penalty drove it to 2 000 in 50 steps.)"""
+    torch.manual_seed(0)
+    model = build_model("small_cnn").train()
+    x, y = load_dataset("mnist", "train", n=40 * 64).tensors
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def true_penalty():
+        return penalty(model, x[:512], y[:512], regularizer="grad_y").item()
+
+    start = true_penalty()
+    for i in range(40):
+        optimizer.zero_grad()
+        terms = loss_terms(model, x[i * 64:(i + 1) * 64], y[i * 64:(i + 1) * 64], regularizer="grad_fd", lam=10.0)
+        terms.loss.backward()
+        optimizer.step()
+        assert math.isfinite(terms.loss.item())
+    assert true_penalty() < start
+
+
 def test_grad_fd_loss_gradient_is_ce_plus_lam_times_penalty_gradient(synthetic):
-    """The clean graph is traversed once; its CE gradient still reaches the weights unchanged."""
+    """The clean forward pass is shared; its CE gradient still reaches the weights unchanged."""
     torch.manual_seed(4)
     model = build_model("mlp", activation="softplus").train()
     x, y = synthetic[0][:32], synthetic[1][:32]
