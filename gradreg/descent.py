@@ -26,7 +26,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
     Restoring module by module (not ``model.train(was_training)``, which recurses) keeps a wrapper in training mode
     around a shared eval-mode model from flipping that model into training mode."""
-    modes = [(module, module.training) for module in _tree(model)]
+    modes = [(module, module.training) for module in module_tree(model)]
     if not any(training for _, training in modes):  # a shared, frozen model: nothing to set or restore
         yield model
         return
@@ -38,7 +38,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
-def _tree(model: nn.Module) -> list[nn.Module]:
+def module_tree(model: nn.Module) -> list[nn.Module]:
     """``model`` and its submodules (a shared one may repeat): half the time of ``modules()``, which runs on every
     1-image call."""
     tree, todo = [model], [model]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Callable, Iterator, Union
 
 import torch
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradreg.attacks import eval_mode
+from gradreg.descent import module_tree
 from gradreg.validation import check_fit, check_knobs
 
 Target = Union[str, int, torch.Tensor]
@@ -117,7 +118,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, sampl
     """
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((samples, *x.shape[1:]), generator=generator).to(x) * stdev  # (S, C, H, W), batch-shared
-    noisy = (x[None] + noise[:, None]).flatten(0, 1)  # (S·N, C, H, W): every sample in a few large calls
+    noisy = (x.detach()[None] + noise[:, None]).flatten(0, 1)  # (S·N, C, H, W): every sample in a few large calls
     targets, explainer = target.repeat(samples), _captum().Saliency(model)
     n = max(len(x), CHUNK // max(len(x), 1) * len(x), 1)  # images per call: whole copies of the batch
     grads = [explainer.attribute(noisy[i:i + n], target=targets[i:i + n], abs=False) for i in range(0, len(noisy), n)]
@@ -204,7 +205,7 @@ def private_copy(model: nn.Module) -> Iterator[nn.Module]:
     """A copy of ``model`` (``_tree_copy``) that no other call uses meanwhile. Copies are reused: making one cost a
     third of a 1-image Grad-CAM call. A copy is kept for reuse only after a call that returned normally (one that
     raised may have left a hook on it), and only while the model's tree has the same modules."""
-    layout = tuple(map(id, model.modules()))
+    layout = tuple(map(id, module_tree(model)))
     with _POOLS_LOCK:
         known, idle = _POOLS.get(model, (None, []))
         copy = idle.pop() if known == layout and idle else None
@@ -239,10 +240,10 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     check_fit(model, x, y if isinstance(y, torch.Tensor) else None)
     check_knobs(SALIENCY_METHODS[method], params, what=method)
     device = next(model.parameters()).device
-    inputs = x.detach().to(device).clone()  # Captum toggles requires_grad on its input: never on the caller's x
+    inputs = x.detach().to(device).clone().requires_grad_(True)  # a private leaf: Captum need not toggle or warn
     labels = y.to(device) if isinstance(y, torch.Tensor) else y
     t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
-    with (private_copy(model) if method in HOOKED_METHODS else nullcontext(model)) as model, \
-            torch.enable_grad(), eval_mode(model):  # hooks and DeepLift's attributes stay on the private copy
+    # Hooks and DeepLift's attributes stay on a private copy, made in eval mode; the shared model is put in eval mode.
+    with private_copy(model) if method in HOOKED_METHODS else eval_mode(model) as model, torch.enable_grad():
         result = SALIENCY_METHODS[method](model, inputs, t, **params)
     return result.detach().to(x.device)
