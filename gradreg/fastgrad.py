@@ -92,8 +92,8 @@ def _rewritable(conv: nn.Module) -> bool:
             and not isinstance(conv.padding, str))
 
 
-def _torch_tree(model: nn.Module) -> bool:
-    return all(type(m).__module__.startswith("torch.nn.modules") for m in model.modules())
+def _torch_tree(modules: list[nn.Module]) -> bool:
+    return all(type(m).__module__.startswith("torch.nn.modules") for m in modules)
 
 
 def _shared_copy(module: nn.Module) -> nn.Module:
@@ -110,13 +110,14 @@ def input_gradient_model(model: nn.Module) -> nn.Module:
     """The model to differentiate with respect to its input while training: a copy sharing every parameter and
     buffer (gradients and BatchNorm's running statistics reach the model) with small-input convolutions rewritten.
     The model itself when it has none, or holds modules not from torch (their forward may keep state)."""
-    if not _torch_tree(model) or not any(_rewritable(m) for m in model.modules()):
+    modules = list(model.modules())
+    if not _torch_tree(modules) or not any(_rewritable(m) for m in modules):
         return model
     return _shared_copy(model)
 
 
-def _has_hooks(model: nn.Module) -> bool:
-    return any(getattr(m, name) for m in model.modules() for name in
+def _has_hooks(modules: list[nn.Module]) -> bool:
+    return any(getattr(m, name) for m in modules for name in
                ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"))
 
 
@@ -168,10 +169,10 @@ _FROZEN: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictiona
 _FROZEN_LOCK = threading.Lock()
 
 
-def _state_key(model: nn.Module) -> tuple:
+def _state_key(model: nn.Module, modules: list[nn.Module]) -> tuple:
+    """What the folded copy depends on: every tensor's identity and version, every module's identity and mode."""
     tensors = [*model.parameters(), *model.buffers()]
-    return (tuple((id(t), t._version) for t in tensors), tuple(m.training for m in model.modules()),
-            tuple(id(m) for m in model.modules()))
+    return tuple((id(t), t._version) for t in tensors), tuple((id(m), m.training) for m in modules)
 
 
 def eval_gradient_model(model: nn.Module) -> nn.Module:
@@ -181,10 +182,10 @@ def eval_gradient_model(model: nn.Module) -> nn.Module:
     when it is not a flat ``nn.Sequential`` of torch's own layers in eval mode without hooks (then
     ``input_gradient_model``)."""
     modules = list(model.modules())
-    if (type(model) is not nn.Sequential or any(m.training for m in modules) or not _torch_tree(model)
-            or _has_hooks(model) or any(isinstance(m, nn.Sequential) for m in modules[1:])):
+    if (type(model) is not nn.Sequential or any(m.training for m in modules) or not _torch_tree(modules)
+            or _has_hooks(modules) or any(isinstance(m, nn.Sequential) for m in modules[1:])):
         return input_gradient_model(model)
-    key = _state_key(model)
+    key = _state_key(model, modules)
     with _FROZEN_LOCK:
         cached = _FROZEN.get(model)
         if cached is not None and cached[0] == key:
