@@ -5,12 +5,13 @@
 - ``grad_uniform``: the paper's label-free "Grad Reg (1/K)", the same on −(1/K) Σ_k log p_k.
 - ``grad_fd``: a finite-difference estimate along the detached gradient direction (Finlay & Oberman 2019,
   arXiv 1905.11468): d_n = [ℓ_n(x + h·v_n) − ℓ_n(x)] / h ≈ ‖∇ₓℓ_n‖₂ with v_n = ∇ₓℓ_n / ‖∇ₓℓ_n‖, penalty mean_n d_n²,
-  differentiated exactly through both forward passes. No backward pass is differentiated twice; its first-layer
-  input gradient runs through ``gradreg.fastgrad``. (A variant with an exact value and, for its gradient, a finite
+  differentiated exactly through both forward passes. No backward pass is differentiated twice. (A variant with an exact value and, for its gradient, a finite
   difference of parameter gradients along ∇ₓℓ, one pass through the clean graph fewer, was tried and removed: on the
   ReLU/max-pool CNN at initialization its gradient had cosine 0.09 with double backpropagation's and 10× its norm,
   and training at λ 10 diverged within 50 steps; tests/test_regularizers.py guards against that.)
-The training loop uses ``loss_terms`` so the clean forward pass is shared between the loss and the penalty.
+The training loop uses ``loss_terms`` so the clean forward pass is shared between the loss and the penalty. Every
+penalty differentiates ``gradreg.fastgrad.input_gradient_model``: the model's own parameters and buffers, with the
+first layer's input gradient and BatchNorm's double backward computed faster.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def loss_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, regularize
         raise ValueError(f"unknown regularizer {regularizer!r}; valid: {', '.join(sorted(REGULARIZERS))}")
     need_grad = regularizer != "none"
     x = x.detach().requires_grad_(need_grad)
-    if regularizer == "grad_fd":  # the first layer's input gradient by matmul (no double backward runs through it)
-        model = input_gradient_model(model)
+    if need_grad:  # the first layer's input gradient by matmul; BatchNorm's double backward written out
+        model = input_gradient_model(model, private_input=True)  # x is this call's own leaf
     logits = model(x)
     ce_n = cross_entropy(logits, y, temperature=temperature)
     if not need_grad:

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradreg.descent import loss_gradient
-from gradreg.fastgrad import SmallInputConv2d, _SmallInputConv, eval_gradient_model, input_gradient_model
+from gradreg.fastgrad import (SmallInputConv2d, TrainBatchNorm1d, TrainBatchNorm2d, _BatchNormTrain, _SmallInputConv,
+                              eval_gradient_model, input_gradient_model)
 from gradreg.models import build_model
 from gradreg import regularizers
 from gradreg.regularizers import loss_terms
@@ -32,7 +33,7 @@ def test_shifted_sum_input_gradient_passes_gradcheck_and_gradgradcheck(c_in, ker
     x = torch.rand(2, c_in, 7, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(4, c_in, kh, kw, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    fn = lambda x, w, b: _SmallInputConv.apply(x, w, b, (ph, pw))  # noqa: E731
+    fn = lambda x, w, b: _SmallInputConv.apply(x, w, b, (ph, pw), False)  # noqa: E731
     assert torch.allclose(fn(x, w, b), F.conv2d(x, w, b, padding=(ph, pw)))
     assert torch.autograd.gradcheck(fn, (x, w, b))
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
@@ -47,24 +48,84 @@ def test_rewrite_applies_only_to_convolutions_it_computes_exactly():
     assert type(model[0]) is nn.Conv2d  # the model itself is untouched
 
 
+@pytest.mark.parametrize("name", ["small_cnn", "paper_cnn"])
 @pytest.mark.parametrize("regularizer", ["grad_y", "grad_uniform", "grad_fd"])
-def test_penalty_through_the_rewritten_first_layer_gives_the_models_own_parameter_gradients(regularizer,
-                                                                                            monkeypatch):
+def test_penalty_through_the_rewritten_model_gives_the_models_own_parameter_gradients(name, regularizer,
+                                                                                     monkeypatch):
+    """The fast copy (shifted-sum first layer, written-out BatchNorm double backward, pooling before the activation,
+    the private input's gradient taken once) against torch's own layers: gradients, values, running statistics."""
     torch.manual_seed(0)
-    model = build_model("small_cnn").double().train()
+    model = _with_running_stats(build_model(name).double(), seed=1).train()
     x, y = torch.rand(8, 1, 28, 28, dtype=torch.float64), torch.arange(8) % 10
+    x[:, :, :6] = 0.0  # a blank border like MNIST's: equal values in a pooling window (ties)
 
-    def grads():
+    def step():
+        torch.manual_seed(1)  # the same dropout masks
         model.zero_grad(set_to_none=True)
-        loss_terms(model, x, y, regularizer=regularizer, lam=10.0).loss.backward()
-        return [p.grad.clone() for p in model.parameters()]
+        terms = loss_terms(model, x, y, regularizer=regularizer, lam=10.0)
+        terms.loss.backward()
+        state = [t.clone() for t in model.buffers()]
+        with torch.no_grad():  # back to the statistics the step started from
+            _with_running_stats(model, seed=1)
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.num_batches_tracked.zero_()
+        return [p.grad.clone() for p in model.parameters()], state, terms.penalty.detach()
 
-    fast = grads()
-    assert any(isinstance(m, SmallInputConv2d) for m in input_gradient_model(model).modules())
-    monkeypatch.setattr(regularizers, "input_gradient_model", lambda m: m)  # torch's own conv2d backward, twice
-    reference = grads()
-    for a, b in zip(fast, reference):
+    fast = step()
+    copy = input_gradient_model(model)
+    assert {SmallInputConv2d, TrainBatchNorm2d} <= {type(m) for m in copy.modules()}
+    monkeypatch.setattr(regularizers, "input_gradient_model", lambda m, **_: m)  # torch's own layers throughout
+    reference = step()
+    for a, b in zip([*fast[0], *fast[1], fast[2]], [*reference[0], *reference[1], reference[2]]):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 4, 5), (7, 4), (5, 2, 9)])
+def test_written_out_batch_norm_double_backward_passes_gradgradcheck(shape):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.randn(shape[1], dtype=torch.float64, requires_grad=True)
+    fn = lambda x, w, b: _BatchNormTrain.apply(x, w, b, None, None, 0.1, 1e-3)  # noqa: E731
+    assert torch.allclose(fn(x, w, b), F.batch_norm(x, None, None, w, b, True, 0.1, 1e-3))
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))  # every cotangent of (dx, dγ, dβ)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_training_batch_norm_keeps_torchs_running_statistics_and_errors(momentum):
+    torch.manual_seed(0)
+    ours, theirs = TrainBatchNorm1d(5, momentum=momentum), nn.BatchNorm1d(5, momentum=momentum)
+    for _ in range(3):
+        x = torch.randn(16, 5) * 3 + 1
+        assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+    for a, b in zip(ours.buffers(), theirs.buffers()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ours(torch.randn(1, 5))
+    with pytest.raises(ValueError, match="expected 2D or 3D input"):
+        ours(torch.randn(4, 5, 2, 2))
+    ours.eval()
+    assert torch.allclose(ours(x), theirs.eval()(x), atol=1e-6)  # eval mode: torch's own forward
+
+
+def test_pooling_moves_before_monotone_activations_only():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 2, 3), nn.GELU(),
+                          nn.MaxPool2d(2), nn.Softplus(), nn.MaxPool2d(2))
+    kinds = [type(m) for m in input_gradient_model(model)]
+    assert kinds == [SmallInputConv2d, nn.MaxPool2d, nn.ReLU, nn.Conv2d, nn.GELU, nn.MaxPool2d, nn.MaxPool2d,
+                     nn.Softplus]
+    handle = model[1].register_forward_hook(lambda m, i, o: o)  # a hook sees the unpooled activation: no swap
+    try:
+        assert [type(m) for m in input_gradient_model(model)][1:3] == [nn.ReLU, nn.MaxPool2d]
+    finally:
+        handle.remove()
+    x = torch.randn(3, 1, 22, 22, dtype=torch.float64, requires_grad=True)
+    model.double()
+    ours, theirs = input_gradient_model(model)(x), model(x)
+    assert torch.allclose(ours, theirs, rtol=1e-12, atol=1e-15)  # Softplus may round differently once swapped
+    (g_ours,), (g_theirs,) = (torch.autograd.grad(out.pow(2).sum(), x) for out in (ours, theirs))
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", ["small_cnn", "paper_cnn", "mlp"])
@@ -95,7 +156,8 @@ def test_folded_model_is_cached_until_a_weight_or_a_statistic_changes():
 
 def test_models_that_cannot_be_folded_are_differentiated_as_they_are():
     model = build_model("small_cnn").eval()
-    assert type(eval_gradient_model(model.train())[1]) is nn.BatchNorm2d  # training mode: batch statistics
+    in_training = eval_gradient_model(model.train())  # batch statistics: not folded
+    assert isinstance(in_training[1], nn.BatchNorm2d) and in_training[1].running_var is model[1].running_var
     model.eval()
     handle = model[2].register_forward_hook(lambda m, i, o: o * 2)  # a hook that changes the output
     try:
