@@ -50,6 +50,19 @@ def module_tree(model: nn.Module) -> list[nn.Module]:
     return tree
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without any), found without walking the
+    whole tree as ``next(model.parameters())`` does."""
+    todo = [model]
+    while todo:
+        module = todo.pop()
+        for p in module._parameters.values():
+            if p is not None:
+                return p.device
+        todo.extend(m for m in reversed(module._modules.values()) if m is not None)
+    return torch.device("cpu")
+
+
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 

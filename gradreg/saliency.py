@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradreg.attacks import eval_mode
-from gradreg.descent import module_tree
+from gradreg.descent import model_device, module_tree
 from gradreg.validation import check_fit, check_knobs
 
 Target = Union[str, int, torch.Tensor]
@@ -43,34 +43,39 @@ def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
         return model(x[:1]).shape[1]
 
 
-def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.Tensor | None = None) -> torch.Tensor:
-    """The class index per example, ``(N,)`` int64 on ``x``'s device.
+def resolve_target(model: nn.Module, x: torch.Tensor, target: Target, y: torch.Tensor | None = None, *,
+                   num_classes: int | None = None) -> torch.Tensor:
+    """The class index per example, ``(N,)`` int64 on ``x``'s device (a tensor target may be returned as is).
 
     Args:
         x: images ``(N, C, H, W)``; target: ``"pred"`` (the model's argmax), ``"true"`` (needs ``y``), an int
             in [0, K) or an ``(N,)`` integer tensor; y: labels ``(N,)``, used only by ``"true"``.
+        num_classes: K when the caller knows it (``check_fit`` returns it), else it is read from the model.
     """
     if isinstance(target, str) and target == "pred":
         with torch.no_grad(), eval_mode(model):
             return model(x).argmax(1)  # (N,)
-    n, k = len(x), _num_classes(model, x)
-    valid = f"valid targets: {', '.join(map(repr, TARGETS))}, an int in [0, {k}) or an ({n},) tensor"
+    n, k = len(x), num_classes or _num_classes(model, x)
+
+    def valid() -> str:  # built only for an error message: this function runs on every 1-image call
+        return f"valid targets: {', '.join(map(repr, TARGETS))}, an int in [0, {k}) or an ({n},) tensor"
+
     if isinstance(target, str):
         if target != "true":
-            raise ValueError(f"unknown target {target!r}; {valid}")
+            raise ValueError(f"unknown target {target!r}; {valid()}")
         if y is None:
             raise ValueError("target='true' needs the labels y")
         target = y
     if isinstance(target, bool) or not isinstance(target, (int, torch.Tensor)):
-        raise ValueError(f"invalid target {target!r}; {valid}")
-    t = torch.as_tensor(target, device=x.device)
+        raise ValueError(f"invalid target {target!r}; {valid()}")
+    t = target.to(x.device) if isinstance(target, torch.Tensor) else torch.tensor(target, device=x.device)
     if t.dtype.is_floating_point or t.dtype == torch.bool or t.dim() > 1 or (t.dim() == 1 and len(t) != n):
-        raise ValueError(f"invalid target of shape {tuple(t.shape)} and dtype {t.dtype}; {valid}")
-    if t.numel():
-        low, high = torch.aminmax(t)  # one pass: this runs on every 1-image call
-        if low.item() < 0 or high.item() >= k:
-            raise ValueError(f"target out of range; {valid}")
-    return t.long().expand(n).clone()
+        raise ValueError(f"invalid target of shape {tuple(t.shape)} and dtype {t.dtype}; {valid()}")
+    if t.numel():  # a few values are read at once, many in one pass
+        low, high = (min(v := t.flatten().tolist()), max(v)) if t.numel() <= 64 else torch.aminmax(t)
+        if low < 0 or high >= k:
+            raise ValueError(f"target out of range; {valid()}")
+    return t if t.dim() == 1 and t.dtype == torch.int64 else t.long().expand(n).clone()
 
 
 def _input_grad(model: nn.Module, x: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -152,10 +157,15 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, window
 
 def last_conv_layer(model: nn.Module) -> nn.Conv2d:
     """The last ``nn.Conv2d`` in registration order; ValueError for models without one (mlp, linear)."""
+    known = _LAST_CONV.get(model)  # a private copy's tree never changes: looked up once
+    if known is not None:
+        return known
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError(f"gradcam needs a Conv2d layer and {type(model).__name__} has none (e.g. mlp, linear); "
                          f"choose another method: {', '.join(sorted(set(SALIENCY_METHODS) - {'gradcam'}))}")
+    if model in _COPIES:
+        _LAST_CONV[model] = convs[-1]
     return convs[-1]
 
 
@@ -165,7 +175,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bo
     attr = _captum()
     cam = attr.LayerGradCam(model, last_conv_layer(model)).attribute(x, target=target, relu_attributions=relu)
     cam = attr.LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode="bilinear")  # (N, 1, H, W)
-    return cam.expand_as(x).contiguous()
+    return cam if x.shape[1] == 1 else cam.expand_as(x).contiguous()
 
 
 SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
@@ -193,7 +203,12 @@ def _tree_copy(module: nn.Module) -> nn.Module:
     state["_modules"] = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
     clone = object.__new__(type(module))
     clone.__dict__.update(state)
+    _COPIES.add(clone)
     return clone
+
+
+_COPIES: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # private copies: nothing adds or removes their modules
+_LAST_CONV: "weakref.WeakKeyDictionary[nn.Module, nn.Conv2d]" = weakref.WeakKeyDictionary()
 
 
 _POOLS: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
@@ -237,13 +252,13 @@ def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "i
     """
     if method not in SALIENCY_METHODS:
         raise ValueError(f"unknown saliency method {method!r}; valid: {', '.join(sorted(SALIENCY_METHODS))}")
-    check_fit(model, x, y if isinstance(y, torch.Tensor) else None)
+    k = check_fit(model, x, y if isinstance(y, torch.Tensor) else None)
     check_knobs(SALIENCY_METHODS[method], params, what=method)
-    device = next(model.parameters()).device
-    inputs = x.detach().to(device).clone().requires_grad_(True)  # a private leaf: Captum need not toggle or warn
+    device = model_device(model)
+    inputs = x.detach().to(device).requires_grad_(True)  # a private leaf: Captum need not toggle or warn
     labels = y.to(device) if isinstance(y, torch.Tensor) else y
-    t = resolve_target(model, inputs, target.to(device) if isinstance(target, torch.Tensor) else target, labels)
+    t = resolve_target(model, inputs, target, labels, num_classes=k)  # on the inputs' device
     # Hooks and DeepLift's attributes stay on a private copy, made in eval mode; the shared model is put in eval mode.
     with private_copy(model) if method in HOOKED_METHODS else eval_mode(model) as model, torch.enable_grad():
         result = SALIENCY_METHODS[method](model, inputs, t, **params)
-    return result.detach().to(x.device)
+    return (result.detach() if result.requires_grad else result).to(x.device)

@@ -29,7 +29,7 @@ N_GRAD_NORM = 500  # validation images used for the per-epoch mean input-gradien
 # Seconds per epoch per 1 000 training images of a plain step on a 2-core CPU (measured for the brief: small_cnn
 # 8.5 s and paper_cnn 27 s per 55 000-image epoch), and the cost of each addition relative to a plain step.
 PLAIN_SECONDS_PER_1K = {"small_cnn": 0.155, "paper_cnn": 0.49, "mlp": 0.05, "linear": 0.01}
-REGULARIZER_COST = {"none": 1.0, "grad_y": 3.4, "grad_uniform": 3.4, "grad_fd": 2.7}
+REGULARIZER_COST = {"none": 1.0, "grad_y": 2.2, "grad_uniform": 2.2, "grad_fd": 2.6}  # benchmarks/results
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,24 @@ def test_invalid_targets_raise_listing_the_choices(linear_model, batch, target):
         saliency(linear_model, batch[0], target)
 
 
+def test_many_targets_are_range_checked_in_one_pass(linear_model):
+    x = torch.rand(70, 1, 28, 28)
+    t = torch.arange(70) % 10
+    assert torch.equal(resolve_target(linear_model, x, t), t)
+    t[65] = 10
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_target(linear_model, x, t)
+
+
+def test_model_device_finds_a_parameter_below_parameterless_modules():
+    from gradreg.descent import model_device
+
+    assert model_device(nn.Sequential(nn.Flatten(), nn.Sequential(nn.ReLU(), nn.Linear(2, 2)))) == torch.device("cpu")
+    assert model_device(nn.Sequential(nn.Flatten())) == torch.device("cpu")
+    meta = nn.Sequential(nn.Identity(), nn.Linear(2, 2, device="meta"))
+    assert model_device(meta) == torch.device("meta")
+
+
 def test_unknown_method_lists_the_valid_ones(linear_model, batch):
     with pytest.raises(ValueError, match="integrated_gradients"):
         saliency(linear_model, batch[0], "pred", "lrp")
