@@ -3,7 +3,8 @@
 The straightforward versions are the penalties as other public code writes them: double backpropagation with
 ``torch.autograd.grad(create_graph=True)`` on the batch-mean loss (as in the authors' TensorFlow code, PAPER.md §1),
 and a forward difference along the detached, normalized gradient (Finlay & Oberman 2019, arXiv 1905.11468).
-Every case is one full optimizer step (loss, backward, Adam) on its own copy of the same initial model.
+Every case is one full optimizer step (loss, backward, Adam) on its own copy of the same initial model, except the
+two that time grad_fd's floor (its clean forward pass, with and without the backward to the input).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from benchmarks.report import row
 from benchmarks.timing import interleaved, median
 from gradreg.data import load_dataset
 from gradreg.models import build_model
-from gradreg.regularizers import FD_STEP, loss_terms, uniform_cross_entropy
+from gradreg.fastgrad import input_gradient_model
+from gradreg.regularizers import FD_STEP, cross_entropy, loss_terms, uniform_cross_entropy
 
 LAM = {"grad_y": 10.0, "grad_uniform": 1.0, "grad_fd": 10.0}
 TARGETS = {"grad_y": 2.5, "grad_fd": 2.0}  # × a plain step (the issue's targets)
@@ -63,6 +65,18 @@ CASES = {
 }
 
 
+def _clean_pass(to_input: bool):
+    """grad_fd's clean forward pass (through the same model copy), and with ``to_input`` its backward to the input:
+    their difference is the one part of a grad_fd step that two plain steps do not contain."""
+    def run(model, x, y):
+        copy = input_gradient_model(model, private_input=True)
+        x = x.detach().requires_grad_(True)
+        ce = cross_entropy(copy(x), y).sum()
+        if to_input:
+            torch.autograd.grad(ce, x)
+    return run
+
+
 def _stepper(model, loss_fn, x, y):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -81,6 +95,8 @@ def measure(*, device: torch.device, models: tuple[str, ...], batch_size: int, r
         torch.manual_seed(0)
         initial = build_model(name).to(device).train()
         cases = {case: _stepper(copy.deepcopy(initial), fn, x, y) for case, fn in CASES.items()}
+        for case, to_input in (("clean forward", False), ("clean forward + input gradient", True)):
+            cases[case] = lambda model=copy.deepcopy(initial), run=_clean_pass(to_input): run(model, x, y)
         times = interleaved(cases, device=device, repeats=repeats)
         seconds = {case: median(t) for case, t in times.items()}
         raw[name] = {"batch_size": batch_size, "seconds_per_step": seconds, "all_seconds": times}
@@ -96,4 +112,10 @@ def measure(*, device: torch.device, models: tuple[str, ...], batch_size: int, r
             rows.append(row("training", f"{reg} step ({where})", f"straightforward {reg}", versus,
                             target="≤ 1.0× (3 % noise)", met=versus <= NOISE, seconds=seconds[reg],
                             peer_seconds=seconds[f"straightforward {reg}"]))
+        # grad_fd is two forward passes and two parameter backward passes (what two plain steps run) plus one
+        # backward to the input: the floor is what those passes cost here, so 2.0x is out of its reach.
+        floor = 2 * seconds["plain"] + seconds["clean forward + input gradient"] - seconds["clean forward"]
+        rows.append(row("training", f"grad_fd floor: 2 plain steps + 1 backward to the input ({where})",
+                        "plain step", floor / seconds["plain"], target="—", met=None, seconds=floor,
+                        peer_seconds=seconds["plain"]))
     return rows, raw
