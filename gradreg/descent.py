@@ -53,14 +53,18 @@ def module_tree(model: nn.Module) -> list[nn.Module]:
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (the CPU for a model without any), found without walking the
     whole tree as ``next(model.parameters())`` does."""
-    todo = [model]
-    while todo:
-        module = todo.pop()
-        for p in module._parameters.values():
-            if p is not None:
-                return p.device
-        todo.extend(m for m in reversed(module._modules.values()) if m is not None)
-    return torch.device("cpu")
+    first = _first_parameter(model)
+    return torch.device("cpu") if first is None else first.device
+
+
+def _first_parameter(module: nn.Module) -> torch.Tensor | None:
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        if child is not None and (p := _first_parameter(child)) is not None:
+            return p
+    return None
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

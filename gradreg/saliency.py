@@ -227,12 +227,11 @@ def private_copy(model: nn.Module) -> Iterator[nn.Module]:
     copy = _tree_copy(model) if copy is None else copy
     yield copy
     with _POOLS_LOCK:
-        known, idle = _POOLS.get(model, (None, []))
-        if known != layout:
-            known, idle = layout, []
-        if len(idle) < POOL_SIZE:
-            idle.append(copy)
-        _POOLS[model] = (known, idle)
+        entry = _POOLS.get(model)
+        if entry is None or entry[0] != layout:
+            entry = _POOLS[model] = (layout, [])
+        if len(entry[1]) < POOL_SIZE:
+            entry[1].append(copy)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: Target, method: str = "input_gradient", *,

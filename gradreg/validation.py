@@ -50,7 +50,7 @@ def check_images(x: object, name: str = "x") -> torch.Tensor:
 
 def _within_unit_interval(x: torch.Tensor) -> bool:
     """All of ``x`` in [0, 1] and no NaN (a NaN makes both extremes NaN), in one pass over ``x``."""
-    low, high = torch.aminmax(x.detach())
+    low, high = torch.aminmax(x.detach() if x.requires_grad else x)
     return low.item() >= 0 and high.item() <= 1  # NaN compares False
 
 
