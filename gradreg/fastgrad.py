@@ -1,6 +1,6 @@
 """Faster input gradients: the model copies that the attack loop and the penalties differentiate.
 
-Three rewrites, each exact up to float rounding, applied to weight-sharing copies so the model itself stays a plain
+Four rewrites, each exact up to float rounding, applied to weight-sharing copies so the model itself stays a plain
 stack of torch layers (Captum hooks it, checkpoints save it):
 
 - A convolution with few input channels (an image's first layer) gets its input gradient from batched matrix
@@ -12,6 +12,9 @@ stack of torch layers (Captum hooks it, checkpoints save it):
 - Training-mode BatchNorm gets a backward whose own backward is written out (``_BatchNormBackward``): torch's
   double backward of batch normalization is a composite of about thirty elementwise passes over the activation,
   a third of a ``grad_y`` step on small_cnn; the written-out one takes three fused reductions and three passes.
+  CPU only, like the convolution rewrite.
+- Max-pooling is moved before the monotone activation it follows (``_pool_first``): the same values at the same
+  indices, with the activation on a quarter of the values.
 - For gradients of a model in eval mode (attacks), BatchNorm after a convolution or a linear layer is one affine
   map per channel and is folded into that layer's weights and bias (the inference form of Ioffe & Szegedy 2015,
   arXiv 1502.03167, §3.1), and eval-mode Dropout, the identity, is left out. Only flat ``nn.Sequential`` models of
@@ -195,10 +198,11 @@ class _BatchNormTrain(torch.autograd.Function):
 
 class _TrainBatchNorm:
     """The forward of ``_BatchNorm`` in training mode through ``_BatchNormTrain``; momentum, the cumulative average
-    (momentum None) and ``num_batches_tracked`` as torch does them. Other modes defer to torch."""
+    (momentum None) and ``num_batches_tracked`` as torch does them. Other modes, and GPUs (where it has not been
+    measured or tested: torch's cuDNN path runs there), defer to torch."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.weight is None or self.bias is None:
+        if not self.training or self.weight is None or self.bias is None or x.device.type != "cpu":
             return super().forward(x)
         self._check_input_dim(x)
         if x.numel() // x.shape[1] <= 1:
