@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradreg.descent import loss_gradient
-from gradreg.fastgrad import (SmallInputConv2d, TrainBatchNorm1d, TrainBatchNorm2d, _BatchNormTrain, _SmallInputConv,
-                              eval_gradient_model, input_gradient_model)
+from gradreg.batchnorm_train import TrainBatchNorm1d, TrainBatchNorm2d, _BatchNormTrain
+from gradreg.conv_input_gradient import SmallInputConv2d, _SmallInputConv
+from gradreg.fastgrad import eval_gradient_model, input_gradient_model
 from gradreg.models import build_model
 from gradreg import regularizers
 from gradreg.regularizers import loss_terms
