@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gradreg.attacks import apply_direction, eval_mode, step_direction
+from gradreg.descent import model_device
 from gradreg.config import TrainConfig
 from gradreg.evaluate import accuracy
 from gradreg.train import EpochStats, train
@@ -52,15 +53,14 @@ def transfer_during_training(configs: Mapping[str, TrainConfig], source: nn.Modu
         def score(stats: EpochStats, model: nn.Module, role: str = role) -> None:
             if stats.phase == "teacher":
                 return
+            device = model_device(model)
             records.append({"model": role, "epoch": stats.epoch, "eps": eps,
-                            "clean": accuracy(model, x.to(_device(model)), y.to(_device(model))),
-                            "transfer_fgsm": accuracy(model, x_adv.to(_device(model)), y.to(_device(model))),
+                            "clean": accuracy(model, x.to(device), y.to(device)),
+                            "transfer_fgsm": accuracy(model, x_adv.to(device), y.to(device)),
                             "val_accuracy": stats.val_accuracy, "grad_norm": stats.grad_norm})
 
         train(config, on_epoch_model=score)
     return records
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 

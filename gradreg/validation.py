@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gradreg.descent import eval_mode
+from gradreg.descent import eval_mode, model_device
 
 LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 # model → {(image shape, dtype): K} of probes that passed: a model's architecture does not change, so each
@@ -76,7 +76,7 @@ def _classes(model: nn.Module, x: torch.Tensor) -> int:
         known = _FITS.get(model, {}).get(key)
     if known is not None:
         return known
-    device = next(model.parameters(), torch.empty(0)).device
+    device = model_device(model)
     try:
         with torch.no_grad(), eval_mode(model):
             logits = model(x[:1].to(device))
