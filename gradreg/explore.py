@@ -21,7 +21,8 @@ from gradreg import checkpoints
 from gradreg.attacks import attack, get_attack, resolve_target
 from gradreg.config import TrainConfig, config_id
 from gradreg.evaluate import predict_logits
-from gradreg.metrics import randomization_check, saliency_report
+from gradreg.metrics import saliency_report
+from gradreg.randomization import randomization_check
 from gradreg.saliency import saliency
 from gradreg.zoo import REFERENCE
 

@@ -21,7 +21,8 @@ from gradreg import fgsm, penalty, pgd, robust_accuracy, train, transfer_matrix
 from gradreg.checkpoints import list_checkpoints, load
 from gradreg.cli import main
 from gradreg.masking import masking_checks
-from gradreg.metrics import curve_auc, deletion_curve, gini, map_similarity, randomization_check, total_variation
+from gradreg.metrics import curve_auc, deletion_curve, gini, total_variation
+from gradreg.randomization import map_similarity, randomization_check
 from gradreg.saliency import saliency
 
 SEED = 20180202

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from gradreg.metrics import (alignment, curve_auc, deletion_curve, gini, gradient_norm, insertion_curve,
-                             map_similarity, metric_records, randomization_check, saliency_report, stroke_fraction,
-                             stroke_mass, total_variation)
+                             metric_records, saliency_report, stroke_fraction, stroke_mass, total_variation)
+from gradreg.randomization import map_similarity, randomization_check
 from gradreg.models import build_model
 from gradreg.saliency import saliency
 
