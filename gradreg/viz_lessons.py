@@ -67,7 +67,7 @@ def cell_figure(examples: Mapping, *, cell_px: int = 110) -> go.Figure:
 
 
 def masking_bars(rows: Sequence[Mapping], *, labels: Mapping[str, str], height: int = 380) -> go.Figure:
-    """Accuracy per model under each attack (``lessons.lesson_row`` records; None = not measured)."""
+    """Accuracy per model under each attack (``masking_lesson.lesson_row`` records; None = not measured)."""
     columns = ("fgsm", "pgd", "square", "transfer")
     bars = [go.Bar(name=labels.get(c, c), x=[r["model"] for r in rows],
                    y=[r[c] if r[c] is not None else np.nan for r in rows], marker_color=COLOURS[k],

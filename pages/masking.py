@@ -3,7 +3,7 @@ transferred from the plain model, their exactly-zero gradients and the masking c
 
 import streamlit as st
 
-from gradreg import lessons, ui, viz_lessons
+from gradreg import lessons, masking_lesson, ui, viz_lessons
 from gradreg.masking import masking_checks
 
 COLUMNS = {"fgsm": "white-box FGSM", "pgd": "PGD", "square": "Square (gradient-free)", "transfer": "FGSM from plain"}
@@ -13,7 +13,7 @@ ui.share("masking.")
 st.title("Gradient masking, as a lesson")
 manifest = ui.zoo()
 ui.usable_models_or_stop()
-ids, missing = lessons.role_ids(manifest, lessons.MASKING_ROLES)
+ids, missing = lessons.role_ids(manifest, masking_lesson.MASKING_ROLES)
 plain = lessons.role_ids(manifest, ("plain",))[0]
 if missing:
     st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: the lesson compares the others.")
@@ -52,7 +52,7 @@ def lesson() -> None:
             status.update(label=f"Attacking {names[cid]} (FGSM, PGD, Square, transfer)…")
             results[names[cid]] = checks(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
         status.update(label=f"{len(ids)} defences attacked at ε = {eps:g} on {n} images", state="complete")
-    rows = [lessons.lesson_row(name, records, eps) for name, records in results.items()]
+    rows = [masking_lesson.lesson_row(name, records, eps) for name, records in results.items()]
     st.plotly_chart(viz_lessons.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")
     table = [{"model": r["model"], **{COLUMNS[c]: r[c] for c in COLUMNS},
               "zero-gradient images": r["zero_gradient_fraction"]} for r in rows]
@@ -63,14 +63,14 @@ def lesson() -> None:
     if not has_distill:
         st.caption("Without a distilled model the lesson's main character is missing; the other defences still "
                    "show which attack is strongest on each.")
-    for sentence in lessons.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
+    for sentence in masking_lesson.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
         st.markdown(f"- {sentence}")
     st.subheader("Masking checks")
     marks = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}  # emoji do not render in every canvas font
     st.dataframe([{"model": r["model"], **{c: marks[v] for c, v in r["verdicts"].items()}} for r in rows],
                  hide_index=True, width="stretch", key="masking.verdicts")
     with st.expander("What each check measured"):
-        st.dataframe(lessons.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
+        st.dataframe(masking_lesson.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
     source = ui.short_name(plain[0]) if plain else "—"
     st.caption("fail = masking suspected (Athalye et al. 2018; Carlini et al. 2019). large_eps runs PGD at ε = 0.5 "
                f"and expects ≤ 10 % accuracy; transfer uses FGSM crafted on {source}.")

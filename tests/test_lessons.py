@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gradreg import lessons, viz_lessons
+from gradreg import lessons, masking_lesson, viz_lessons
 from gradreg.masking import masking_checks
 
 LABELS = {"fgsm": "FGSM", "pgd": "PGD", "square": "Square", "transfer": "FGSM from plain"}
@@ -40,7 +40,7 @@ def test_paper_numbers_only_where_the_paper_has_them():
 def test_roles_missing_roles_and_judge(manifest):
     roles = lessons.zoo_roles(manifest)
     assert roles == {"id-plain": "plain", "id-grad_y_10": "grad_y", "id-fgsm_at": "fgsm_at", "id-distill": "distill"}
-    ids, missing = lessons.role_ids(manifest, lessons.MASKING_ROLES)
+    ids, missing = lessons.role_ids(manifest, masking_lesson.MASKING_ROLES)
     assert ids == ["id-distill", "id-fgsm_at", "id-grad_y_10"] and missing == ["pgd_at"]
     assert lessons.judge_id(manifest) == "id-grad_fd"
     assert lessons.zoo_roles(None) == {} and lessons.judge_id(None) is None
@@ -87,17 +87,17 @@ def test_bad_method_and_limit_are_refused(pair):
 def test_lesson_row_reads_the_masking_checks(tiny_model, linear_model, synthetic):
     x, y = synthetic[0][:16], synthetic[1][:16]
     checks = masking_checks(tiny_model, x, y, epsilons=(0.2,), source=linear_model, pgd_steps=3, square_queries=20)
-    row = lessons.lesson_row("cnn", checks, 0.2)
+    row = masking_lesson.lesson_row("cnn", checks, 0.2)
     numbers = {c["check"]: c["numbers"] for c in checks}
     assert row["fgsm"] == numbers["iterative_vs_single_step"][0.2]["fgsm"]
     assert row["transfer"] == numbers["white_box_vs_transfer"][0.2]["transfer_fgsm"]
     assert row["square"] == numbers["gradient_free_vs_gradient"][0.2]["square"]
     assert set(row["verdicts"].values()) <= {"pass", "fail", "skipped"} and "confidence" not in row["verdicts"]
-    assert len(lessons.verdict_records({"cnn": checks})) == len(row["verdicts"])
+    assert len(masking_lesson.verdict_records({"cnn": checks})) == len(row["verdicts"])
     with pytest.raises(ValueError, match="available"):
-        lessons.lesson_row("cnn", checks, 0.3)
+        masking_lesson.lesson_row("cnn", checks, 0.3)
     skipped = masking_checks(tiny_model, x, y, epsilons=(0.2,), pgd_steps=2, square_queries=10)
-    assert lessons.lesson_row("cnn", skipped, 0.2)["transfer"] is None
+    assert masking_lesson.lesson_row("cnn", skipped, 0.2)["transfer"] is None
 
 
 def _row(name, fgsm, pgd, square, transfer, zero=0.0, verdicts=None):
@@ -109,18 +109,18 @@ def test_story_is_computed_from_the_rows():
     rows = [_row("D", 0.99, 0.40, 0.12, 0.31, zero=0.875, verdicts={"zero_gradients": "fail"}),
             _row("A", 0.83, 0.22, 0.80, 0.94), _row("G", 0.73, 0.70, 0.71, 0.65)]
     roles = {"D": "distill", "A": "fgsm_at", "G": "grad_y"}
-    story = lessons.masking_story(rows, eps=0.2, roles=roles, labels=LABELS)
+    story = masking_lesson.masking_story(rows, eps=0.2, roles=roles, labels=LABELS)
     text = " ".join(story)
     assert "resisted best by **D** (99%)" in story[0]
     assert "the best score here" in story[1] and "Square leaves 12%" in story[1] and "88%" in story[1]
     assert "zero_gradients" in story[1]
     assert "PGD is 61 points below FGSM" in text
     assert "White-box FGSM > FGSM transferred from plain (65%)" in text, "G's FGSM beats its transfer number"
-    story = lessons.masking_story([_row("D", 0.30, 0.35, 0.40, None), _row("A", 0.80, 0.7, 0.8, None)],
+    story = masking_lesson.masking_story([_row("D", 0.30, 0.35, 0.40, None), _row("A", 0.80, 0.7, 0.8, None)],
                                   eps=0.1, roles=roles, labels=LABELS)
     assert "resisted best by **A**" in story[0] and "the best score" not in story[1]
     assert "no sign of masking" in story[1] and "None of its test images" in story[1]
-    assert lessons.masking_story([], eps=0.1, roles={}, labels=LABELS) == []
+    assert masking_lesson.masking_story([], eps=0.1, roles={}, labels=LABELS) == []
 
 
 def test_morph_grid_and_judge_rates(tiny_model, linear_model, synthetic):
