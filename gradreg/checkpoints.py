@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from safetensors.torch import load as st_load
@@ -62,6 +62,7 @@ class Checkpoint:
     train_seconds: float = 0.0
     code_version: str = ""
     created: str = ""
+    trained_on: str = ""  # the device and torch version that trained it, e.g. "cuda: NVIDIA H200, torch 2.11.0"
 
     @property
     def id(self) -> str:
@@ -173,10 +174,16 @@ def _config_and_check_shapes(path: Path, meta: dict, specs: dict) -> TrainConfig
     if shapes != want:
         raise _fail(path, f"tensors do not match model {config.model!r}: {_shape_diff(shapes, want)}")
     dtypes = {name: str(spec.get("dtype")) for name, spec in specs.items()}
-    wrong = sorted(k for k, t in expected.items() if DTYPES.get(t.dtype, dtypes[k]) != dtypes[k])
+    wrong = sorted(k for k, t in expected.items() if dtypes[k] not in _stored_as(DTYPES.get(t.dtype, dtypes[k])))
     if wrong:
         raise _fail(path, f"wrong tensor dtypes {[(k, dtypes[k]) for k in wrong[:3]]} for model {config.model!r}")
     return config
+
+
+def _stored_as(dtype: str) -> tuple[str, ...]:
+    """The header dtypes a tensor of ``dtype`` may be stored as: float32 weights may be stored in half precision
+    (the shipped zoo is) and are widened when loaded."""
+    return ("F32", "F16") if dtype == "F32" else (dtype,)
 
 
 def _shape_diff(got: dict, want: dict) -> str:
@@ -265,7 +272,8 @@ def load(id_or_path: str | Path) -> Checkpoint:
     tensors = _read_tensors(path)
     ckpt = Checkpoint(config, tensors, meta["model_kwargs"], meta.get("history", []), meta.get("metrics", {}),
                       bool(meta.get("complete", False)), float(meta.get("train_seconds", 0.0)),
-                      str(meta.get("code_version", "")), str(meta.get("created", "")))
+                      str(meta.get("code_version", "")), str(meta.get("created", "")),
+                      str(meta.get("trained_on", "")))
     try:
         ckpt.build()
     except (RuntimeError, ValueError) as err:
@@ -321,7 +329,8 @@ def _write(ckpt: Checkpoint, root: Path) -> Path:
     meta = {"format_version": FORMAT_VERSION, "config": ckpt.config.to_dict(), "model_kwargs": ckpt.model_kwargs,
             "history": ckpt.history, "metrics": ckpt.metrics, "complete": ckpt.complete,
             "train_seconds": ckpt.train_seconds, "code_version": ckpt.code_version or code_version(),
-            "created": ckpt.created or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "created": ckpt.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "trained_on": ckpt.trained_on}
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.state_dict.items()}
     payload = st_save(tensors, metadata={"gradreg": json.dumps(meta)})
     for stale in root.glob(f".{ckpt.id}.*.tmp"):  # left by a writer killed mid-write; we hold the id's lock
@@ -340,6 +349,21 @@ def _write(ckpt: Checkpoint, root: Path) -> Path:
     return path
 
 
+def write_json(data: dict | list, path: str | Path) -> Path:
+    """Write ``data`` as JSON to ``path`` through a temporary file in its directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _load_complete(path: Path | None) -> Checkpoint | None:
     """The checkpoint at ``path`` if it exists, is usable and complete; else None."""
     if path is None or not path.is_file():
@@ -351,11 +375,13 @@ def _load_complete(path: Path | None) -> Checkpoint | None:
     return ckpt if ckpt.complete else None
 
 
-def load_or_train(config: TrainConfig, *, root: str | Path | None = None, **train_kwargs) -> Checkpoint:
+def load_or_train(config: TrainConfig, *, root: str | Path | None = None,
+                  prepare: Callable[[Checkpoint], Checkpoint] | None = None, **train_kwargs) -> Checkpoint:
     """Load the checkpoint of ``config`` if one exists and is complete; otherwise train it and save it to ``root``.
 
     Training holds the id's ``lock``: a second process (or thread) asking for the same config meanwhile waits, then
-    loads what the first saved instead of training it again. ``train_kwargs`` go to ``gradreg.train.train``
+    loads what the first saved instead of training it again. ``prepare`` turns a freshly trained checkpoint into the
+    one to save and return (e.g. half-precision weights). ``train_kwargs`` go to ``gradreg.train.train``
     (``on_epoch``, ``on_batch``, ``stop``). A run that was stopped early is returned but not saved.
     """
     from gradreg.train import train
@@ -375,5 +401,6 @@ def load_or_train(config: TrainConfig, *, root: str | Path | None = None, **trai
             return ckpt
         ckpt = train(config, **train_kwargs)
         if ckpt.complete:
+            ckpt = prepare(ckpt) if prepare is not None else ckpt
             _write(ckpt, target)
     return ckpt

@@ -22,13 +22,15 @@ from gradreg.checkpoints import Checkpoint, code_version
 from gradreg.config import TrainConfig
 from gradreg.data import load_dataset
 from gradreg.evaluate import accuracy, input_gradient_norms, predict_logits
-from gradreg.models import build_model
+from gradreg.models import build_model, init_weights
 from gradreg.regularizers import LossTerms, loss_terms
 
 N_GRAD_NORM = 500  # validation images used for the per-epoch mean input-gradient norm
 # Seconds per epoch per 1 000 training images of a plain step on a 2-core CPU (measured for the brief: small_cnn
-# 8.5 s and paper_cnn 27 s per 55 000-image epoch), and the cost of each addition relative to a plain step.
-PLAIN_SECONDS_PER_1K = {"small_cnn": 0.155, "paper_cnn": 0.49, "mlp": 0.05, "linear": 0.01}
+# 8.5 s and paper_cnn 27 s per 55 000-image epoch; the narrower paper_cnn variants scaled by their multiply-adds),
+# and the cost of each addition relative to a plain step.
+PLAIN_SECONDS_PER_1K = {"small_cnn": 0.155, "paper_cnn": 0.49, "paper_cnn_h256": 0.45, "paper_cnn_h128": 0.44,
+                        "paper_cnn_c16": 0.19, "paper_cnn_c16_h256": 0.16, "mlp": 0.05, "linear": 0.01}
 REGULARIZER_COST = {"none": 1.0, "grad_y": 2.2, "grad_uniform": 2.2, "grad_fd": 2.6}  # benchmarks/results
 
 
@@ -64,6 +66,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def describe_device(device: torch.device) -> str:
+    """Where a run happens, for the record: ``"cuda: NVIDIA H200, torch 2.11.0"`` or ``"cpu: 2 threads, torch …"``."""
+    where = (f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else
+             f"cpu: {torch.get_num_threads()} threads" if device.type == "cpu" else device.type)
+    return f"{where}, torch {torch.__version__}"
+
+
 def estimate_seconds(config: TrainConfig, *, n_train: int = 55000) -> float:
     """A rough CPU estimate of the training time of ``config`` in seconds (used to refuse over-long UI requests)."""
     per_epoch = PLAIN_SECONDS_PER_1K[config.model] * (config.n_train or n_train) / 1000
@@ -92,14 +101,15 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
                stop: threading.Event | None, on_epoch_model: OnEpochModel | None) -> tuple[list[dict], bool]:
     """Train ``model`` for ``config.epochs``; returns (history, completed)."""
     x, y = data["train"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=config.adam_eps)
     generator = torch.Generator().manual_seed(config.seed)
     batches = (len(x) + config.batch_size - 1) // config.batch_size
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
                 if config.lr_schedule == "cosine" else None)
     history = []
     for epoch in range(1, config.epochs + 1):
-        start, sums, correct = time.perf_counter(), torch.zeros(3), 0
+        # Sums stay on the device: reading them every batch would make a GPU wait for each step.
+        start, sums, correct = time.perf_counter(), torch.zeros(3, device=x.device), torch.zeros((), device=x.device)
         model.train()
         order = torch.randperm(len(x), generator=generator).to(x.device)
         for b in range(batches):
@@ -111,13 +121,12 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-            sums += torch.tensor([terms.loss.item(), terms.ce.item(), terms.penalty.item()]) * len(idx)
-            correct += (terms.logits.argmax(1) == y[idx]).sum().item()
-            seen = min((b + 1) * config.batch_size, len(x))
-            running = {"loss": sums[0].item() / seen, "penalty": sums[2].item() / seen, "accuracy": correct / seen}
-            halted = (on_batch is not None and on_batch(b + 1, batches, running)) or (stop is not None and stop.is_set())
-            if halted:
+            sums += torch.stack([terms.loss, terms.ce, terms.penalty]).detach() * len(idx)
+            correct += (terms.logits.argmax(1) == y[idx]).sum()
+            halted = on_batch is not None and on_batch(b + 1, batches, _running(sums, correct, b, config, len(x)))
+            if halted or (stop is not None and stop.is_set()):
                 return history, False
+        sums, correct = sums.cpu(), correct.item()
         stats = _epoch_stats(model, data, phase, epoch, config.epochs, sums / len(x), correct / len(x), start)
         history.append(asdict(stats))
         halted = on_epoch is not None and on_epoch(stats)
@@ -127,6 +136,12 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
         if halted:
             return history, epoch == config.epochs
     return history, True
+
+
+def _running(sums: torch.Tensor, correct: torch.Tensor, b: int, config: TrainConfig, n: int) -> dict:
+    seen = min((b + 1) * config.batch_size, n)
+    loss, _, penalty = sums.tolist()
+    return {"loss": loss / seen, "penalty": penalty / seen, "accuracy": correct.item() / seen}
 
 
 def _epoch_stats(model: nn.Module, data: dict, phase: str, epoch: int, epochs: int, means: torch.Tensor,
@@ -146,7 +161,12 @@ def _load_splits(config: TrainConfig, device: torch.device) -> dict:
 def _model_kwargs(config: TrainConfig, data: dict) -> dict:
     x, y = data["train"]
     k = max(int(y.max().item()) + 1, int(data["val"][1].max().item()) + 1)
-    return {"activation": config.activation, "num_classes": k, "in_channels": x.shape[1], "image_size": x.shape[-1]}
+    return {"activation": config.activation, "num_classes": k, "in_channels": x.shape[1], "image_size": x.shape[-1],
+            "bn_scale": config.bn_scale}
+
+
+def _fresh_model(config: TrainConfig, kwargs: dict, device: torch.device) -> nn.Module:
+    return init_weights(build_model(config.model, **kwargs), config.init).to(device)
 
 
 def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnBatch | None = None,
@@ -175,21 +195,21 @@ def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnB
     soft_targets, history, temperature = None, [], 1.0
     if config.defence == "distill":
         temperature = config.temperature
-        teacher = build_model(config.model, **kwargs).to(device)
+        teacher = _fresh_model(config, kwargs, device)
         teacher_config = TrainConfig(**{**config.to_dict(), "regularizer": "none", "lam": 0.0})
         history, done = _run_phase(teacher, data, teacher_config, phase="teacher", temperature=temperature,
                                    soft_targets=None, **hooks)
         if not done:
-            return _checkpoint(config, teacher, kwargs, history, False, started)
+            return _checkpoint(config, teacher, kwargs, history, False, started, device)
         soft_targets = F.softmax(predict_logits(teacher, data["train"][0]) / temperature, dim=1).to(device)
-    model = build_model(config.model, **kwargs).to(device)
+    model = _fresh_model(config, kwargs, device)
     phase_history, done = _run_phase(model, data, config, phase="student" if soft_targets is not None else "train",
                                      temperature=temperature, soft_targets=soft_targets, **hooks)
-    return _checkpoint(config, model, kwargs, history + phase_history, done, started)
+    return _checkpoint(config, model, kwargs, history + phase_history, done, started, device)
 
 
 def _checkpoint(config: TrainConfig, model: nn.Module, kwargs: dict, history: list[dict], complete: bool,
-                started: float) -> Checkpoint:
+                started: float, device: torch.device) -> Checkpoint:
     test = load_dataset(config.dataset, "test")
     metrics = {"test_accuracy": accuracy(model, *test.tensors)}
     if history:
@@ -197,4 +217,4 @@ def _checkpoint(config: TrainConfig, model: nn.Module, kwargs: dict, history: li
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     model.eval()
     return Checkpoint(config, state, kwargs, history, metrics, complete, time.perf_counter() - started,
-                      code_version())
+                      code_version(), trained_on=describe_device(device))
