@@ -4,45 +4,66 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict, replace
 
 from gradreg import checkpoints
 from gradreg.cli_args import nonnegative_float, positive_int
-from gradreg.zoo import LAMBDA_GRID, build_zoo, default_dir, zoo_configs
+from gradreg.zoo import LAMBDA_GRID, PRESETS, build_zoo, default_dir, replica_configs, zoo_configs
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add the ``zoo`` subcommand."""
     p = sub.add_parser("zoo", help="train (or load) the default model set, compute cards, write manifest.json")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                   help="network and schedule: " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
     p.add_argument("--dataset", default="mnist")
-    p.add_argument("--model", default="small_cnn")
-    p.add_argument("--epochs", type=positive_int, default=2)
-    p.add_argument("--n-train", type=int, default=30000, help="training images per model (0: all)")
+    p.add_argument("--model", default=None, help="default: the preset's")
+    p.add_argument("--epochs", type=positive_int, default=None, help="default: the preset's")
+    p.add_argument("--n-train", type=int, default=None, help="training images per model (0: all; default: the preset's)")
     p.add_argument("--lams", type=nonnegative_float, nargs="+", default=list(LAMBDA_GRID), help="Grad Reg (y) λ_eff grid")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="seeds of Normal and of Grad Reg (y) at the authors' λ (default: the preset's)")
     p.add_argument("--only", nargs="+", default=None, help="train only these entries (names as listed by --dry-run)")
     p.add_argument("--n-eval", type=positive_int, default=256, help="test images for the cards (paper: first 256)")
+    p.add_argument("--workers", type=positive_int, default=1, help="train this many models at once, in processes "
+                   "(several small trainings share a GPU well)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--train-only", action="store_true", help="train, then stop: no cards, no manifest (run the same "
+                   "command again without it, e.g. on another machine, to finish the zoo)")
     p.add_argument("--out", default=None, help="default: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise")
     p.add_argument("--dry-run", action="store_true", help="list the entries and their ids, train nothing")
+
+
+def _configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[dict, dict]:
+    schedule = {k: v for k, v in (("model", args.model), ("epochs", args.epochs)) if v is not None}
+    if args.n_train is not None:
+        schedule["n_train"] = args.n_train or None
+    try:
+        configs = zoo_configs(args.dataset, preset=args.preset, lams=tuple(args.lams), **schedule)
+        if args.device is not None:  # not part of a model's identity: the same ids on any device
+            configs = {name: replace(c, device=args.device) for name, c in configs.items()}
+    except ValueError as err:
+        parser.error(str(err))
+    replicas = replica_configs(configs, seeds=args.seeds or PRESETS[args.preset].seeds)
+    if args.only:
+        unknown = sorted(set(args.only) - set(configs) - set(replicas))
+        if unknown:
+            parser.error(f"unknown zoo entries {unknown}; valid: {', '.join([*configs, *replicas])}")
+        configs = {name: c for name, c in configs.items() if name in args.only}
+        replicas = {name: c for name, c in replicas.items() if name in args.only}
+    return configs, replicas
 
 
 def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
-    try:
-        configs = zoo_configs(args.dataset, model=args.model, epochs=args.epochs, n_train=args.n_train or None,
-                              lams=tuple(args.lams))
-    except ValueError as err:
-        parser.error(str(err))
-    if args.only:
-        unknown = sorted(set(args.only) - set(configs))
-        if unknown:
-            parser.error(f"unknown zoo entries {unknown}; valid: {', '.join(configs)}")
-        configs = {name: c for name, c in configs.items() if name in args.only}
+    configs, replicas = _configs(args, parser)
     if args.dry_run:
-        for name, config in configs.items():
-            print(f"{name:16} {checkpoints.config_id(config)}")
+        for name, config in {**configs, **replicas}.items():
+            print(f"{name:20} {checkpoints.config_id(config)}")
         return 0
     out = args.out or str(default_dir(args.dataset))
-    bar = tqdm(unit="batch", dynamic_ncols=True)
+    bar = tqdm(unit="batch", dynamic_ncols=True, disable=args.workers > 1)
     started = {}
 
     def on_batch(batch: int, batches: int, running: dict) -> None:
@@ -55,15 +76,26 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             started[details["name"]] = time.perf_counter()
             bar.set_description(details["name"])
             bar.reset()
+        elif event == "trained":
+            bar.write(f"{details['name']:20} trained in {details['seconds']:.0f} s on {details['trained_on']} "
+                      f"({time.perf_counter() - started[details['name']]:.0f} s here)")
         elif event == "card":
             card = details["card"]
             curve = {c["eps"]: c for c in card["curves"]}
-            bar.write(f"{details['name']:16} clean {card['clean']:.3f}  FGSM ε=.1 {curve[0.1]['fgsm']:.3f}  "
-                      f"PGD ε=.1 {curve[0.1]['pgd']:.3f}  ({time.perf_counter() - started[details['name']]:.0f} s)")
+            bar.write(f"{details['name']:20} clean {card['clean']:.3f}  FGSM ε=.1 {curve[0.1]['fgsm']:.3f}  "
+                      f"PGD ε=.1 {curve[0.1]['pgd']:.3f}")
 
-    manifest = build_zoo(configs, out=out, n_eval=args.n_eval, on_event=on_event, on_batch=on_batch)
+    about = {"preset": args.preset, "schedule": asdict(PRESETS[args.preset]), "lams": args.lams,
+             "seeds": args.seeds or PRESETS[args.preset].seeds}
+    kwargs = {"on_batch": on_batch} if args.workers == 1 else {}
+    manifest = build_zoo(configs, out=out, n_eval=args.n_eval, replicas=replicas, workers=args.workers,
+                         train_only=args.train_only, about=about, on_event=on_event, **kwargs)
     bar.close()
-    print(f"{len(manifest['models'])} models in {manifest['built_seconds']:.0f} s -> {out}/manifest.json")
+    if manifest is None:
+        print(f"{len(configs) + len(replicas)} models trained -> {out} (run again without --train-only for the cards)")
+    else:
+        print(f"{len(manifest['models'])} models and {len(manifest['replicas'])} replicas in "
+              f"{manifest['built_seconds']:.0f} s -> {out}/manifest.json")
     return 0
 
 

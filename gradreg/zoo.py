@@ -10,9 +10,8 @@ dashboard can show every model without recomputing anything.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -20,34 +19,63 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradreg import checkpoints
+from gradreg import checkpoints, zoo_jobs
 from gradreg.attacks import apply_direction, eval_mode, step_direction
 from gradreg.config import TrainConfig
 from gradreg.data import load_dataset
 from gradreg.evaluate import accuracy, input_gradient_norms, predict_logits, robust_accuracy
+from gradreg.models import DEFAULT_MODEL
 
-LAMBDA_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # λ_eff
+LAMBDA_GRID = (1.0, 3.0, 10.0, 30.0, 110.0, 300.0, 1000.0)  # λ_eff
+AUTHORS_LAM = 110.0  # the authors' MNIST Grad Reg (y) λ: λ_TF 56234 / 512 (PAPER.md §1)
+AUTHORS_LAM_UNIFORM = 2.0  # … and their Grad Reg (1/K) λ
 CARD_EPSILONS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 REFERENCE = "plain"  # transferred examples are crafted on this entry, so it is trained first
+SEEDS_DIR = "seeds"  # replicas with other seeds live here, out of the app's listings
+CURVE_SUFFIX = ".curve.json"
 OnEvent = Callable[[str, dict], None]  # (event, details): "train", "trained", "card"
 
 
-def zoo_configs(dataset: str = "mnist", *, model: str = "small_cnn", epochs: int = 2, n_train: int | None = 30000,
-                lams: tuple[float, ...] = LAMBDA_GRID, lam_defended: float = 10.0, lam_uniform: float = 1.0,
-                seed: int = 0,
-                batch_size: int = 128, lr: float = 1e-3) -> dict[str, TrainConfig]:
+@dataclass(frozen=True)
+class Preset:
+    """A zoo's network and training schedule (every entry shares them, so the λ grid compares like with like)."""
+
+    model: str
+    epochs: int
+    n_train: int | None  # None: all 55 000 training images
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    seeds: int  # Normal and Grad Reg (y) at the authors' λ are trained with seeds 0 … seeds − 1
+    about: str
+
+
+PRESETS = {
+    "paper": Preset(DEFAULT_MODEL, 70, None, 256, 2e-4, "constant", 3,
+                    "the authors' schedule: 70 epochs of all 55 000 images, batch 256, Adam lr 2e-4 constant "
+                    "(a GPU run: about 2 min a Grad Reg (y) model on an H200)"),
+    "cpu": Preset(DEFAULT_MODEL, 2, 30000, 128, 1e-3, "cosine", 1,
+                  "a short CPU schedule: 2 epochs of 30 000 images, batch 128, Adam lr 1e-3 cosine (PAPER.md §3 "
+                  "allows a shorter run with a higher lr on a CPU; the deviation is recorded here)"),
+}
+
+
+def zoo_configs(dataset: str = "mnist", *, preset: str = "paper", lams: tuple[float, ...] = LAMBDA_GRID,
+                lam_defended: float = AUTHORS_LAM, lam_uniform: float = AUTHORS_LAM_UNIFORM, seed: int = 0,
+                **schedule) -> dict[str, TrainConfig]:
     """The default set, name → config; the plain model comes first.
 
     Args:
+        preset: a key of ``PRESETS`` (network and schedule); ``schedule`` overrides its fields (``model``,
+            ``epochs``, ``n_train``, ``batch_size``, ``lr``, ``lr_schedule``).
         lams: the Grad Reg (y) grid of λ_eff values.
         lam_defended: λ_eff of grad_fd and "both" (grad_y + FGSM adversarial training).
         lam_uniform: λ_eff of grad_uniform; its penalty is larger than grad_y's at the same λ (the authors' MNIST
             choices were ≈ 2 for 1/K against ≈ 110 for y).
     """
-    common = {"dataset": dataset, "model": model, "epochs": epochs, "n_train": n_train, "seed": seed,
-              "batch_size": batch_size, "lr": lr}
+    common = {"dataset": dataset, "seed": seed, **_schedule(preset, schedule)}
     configs = {REFERENCE: TrainConfig(**common)}
     configs |= {f"grad_y_{lam:g}": TrainConfig(**common, regularizer="grad_y", lam=lam) for lam in lams}
     configs |= {
@@ -59,6 +87,23 @@ def zoo_configs(dataset: str = "mnist", *, model: str = "small_cnn", epochs: int
         "pgd_at": TrainConfig(**common, defence="pgd_at"),
     }
     return configs
+
+
+def _schedule(preset: str, overrides: dict) -> dict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown zoo preset {preset!r}; valid: {', '.join(PRESETS)}")
+    values = {k: v for k, v in asdict(PRESETS[preset]).items() if k not in ("seeds", "about")}
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise ValueError(f"unknown schedule fields {unknown}; valid: {', '.join(values)}")
+    return values | overrides
+
+
+def replica_configs(configs: Mapping[str, TrainConfig], *, seeds: int,
+                    names: tuple[str, ...] = (REFERENCE, f"grad_y_{AUTHORS_LAM:g}")) -> dict[str, TrainConfig]:
+    """``names``' configs again with seeds 1 … ``seeds`` − 1 (``"<name>-seed<k>"`` → config), for the spread."""
+    return {f"{name}-seed{k}": replace(configs[name], seed=configs[name].seed + k)
+            for name in names if name in configs for k in range(1, seeds)}
 
 
 def _transfer_accuracy(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -92,56 +137,83 @@ def model_card(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reference:
 
 
 def build_zoo(configs: Mapping[str, TrainConfig], *, out: str | Path = checkpoints.SHIPPED_DIR, n_eval: int = 256,
-              on_event: OnEvent | None = None, **train_kwargs) -> dict:
+              replicas: Mapping[str, TrainConfig] | None = None, workers: int = 1, train_only: bool = False,
+              about: dict | None = None, on_event: OnEvent | None = None, **train_kwargs) -> dict | None:
     """Train (or load) every config into ``out``, compute its card, and write ``out/manifest.json`` atomically.
 
     Args:
         configs: name → config, e.g. ``zoo_configs()``; the entry named ``"plain"``, if any, is the transfer source.
         n_eval: the first ``n_eval`` test images are used for the cards (the paper's protocol uses 256).
-        train_kwargs: passed to ``train`` (``on_epoch``, ``on_batch``, ``stop``).
+        replicas: more seeds of some entries (``replica_configs``), trained into ``out/seeds/`` and listed under
+            the manifest's ``"replicas"``; the first replica of plain and of the authors' Grad Reg (y) records
+            its training curve.
+        workers: train in this many processes at once (``gradreg.zoo_jobs``); 1 trains here.
+        train_only: train and stop: no cards, no manifest (e.g. on a borrowed GPU; cards are computed later
+            where the zoo is used, from the stored weights).
+        about: recorded in the manifest (e.g. the preset and its schedule).
+        train_kwargs: passed to ``train`` when ``workers`` is 1 (``on_epoch``, ``on_batch``, ``stop``).
     Returns:
-        The manifest: ``{"format_version", "dataset", "n_eval", "built_seconds", "models": [...]}``.
+        The manifest: ``{"format_version", "dataset", "n_eval", "built_seconds", "about", "training", "models",
+        "replicas"}``; None with ``train_only``.
     """
     out, emit, started = Path(out), on_event or (lambda event, details: None), time.perf_counter()
-    names = sorted(configs, key=lambda name: name != REFERENCE)
-    datasets = {configs[name].dataset for name in names}
+    replicas = dict(replicas or {})
+    datasets = {config.dataset for config in [*configs.values(), *replicas.values()]}
     if len(datasets) != 1:
         raise ValueError(f"a zoo holds one dataset, got {sorted(datasets)}")
+    curves = tuple(name for name in (f"{REFERENCE}-seed1", f"grad_y_{AUTHORS_LAM:g}-seed1") if REFERENCE in configs)
+    jobs = zoo_jobs.plan(configs, replicas, out, reference=REFERENCE, focus=f"grad_y_{AUTHORS_LAM:g}", curves=curves)
+    trained = zoo_jobs.run_jobs(jobs, workers=workers, on_event=emit, **train_kwargs)
+    training = {"wall_seconds": round(time.perf_counter() - started, 1), "workers": workers,
+                "trained_on": sorted({t["trained_on"] for t in trained})}
+    if train_only:
+        checkpoints.write_json(training | {"jobs": trained}, out / "training.json")
+        return None
     x, y = load_dataset(datasets.pop(), "test").tensors
-    entries, reference = [], None
-    for name in names:
-        emit("train", {"name": name, "id": checkpoints.config_id(configs[name])})
-        ckpt = checkpoints.load_or_train(configs[name], root=out, **train_kwargs)
-        if not ckpt.complete:
-            raise RuntimeError(f"training of {name!r} was stopped; the zoo is incomplete")
-        model = ckpt.build()
-        emit("trained", {"name": name, "id": ckpt.id, "seconds": ckpt.train_seconds})
-        card = model_card(model, x[:n_eval], y[:n_eval], reference=reference)
-        reference = model if name == REFERENCE else reference
-        entries.append({"name": name, "id": ckpt.id, "file": f"{ckpt.id}{checkpoints.SUFFIX}",
-                        "config": ckpt.config.to_dict(), "test_accuracy": ckpt.metrics["test_accuracy"],
-                        "train_seconds": round(ckpt.train_seconds, 1), "code_version": ckpt.code_version,
-                        "card": card})
-        emit("card", {"name": name, "card": card})
-    manifest = {"format_version": 1, "dataset": configs[names[0]].dataset, "n_eval": n_eval,
-                "built_seconds": round(time.perf_counter() - started, 1), "models": entries}
+    reference = checkpoints.load(jobs[0].path).build() if jobs and jobs[0].name == REFERENCE else None
+    entries = [_entry(job, x[:n_eval], y[:n_eval], None if job.name == REFERENCE else reference, out, emit)
+               for job in jobs]
+    manifest = {"format_version": 1, "dataset": jobs[0].config.dataset if jobs else "", "n_eval": n_eval,
+                "built_seconds": round(time.perf_counter() - started, 1), "about": about or {},
+                "training": _read_training(out) or training,
+                "models": [e for job, e in zip(jobs, entries) if job.name in configs],
+                "replicas": [e for job, e in zip(jobs, entries) if job.name in replicas]}
     write_manifest(manifest, out)
     return manifest
 
 
+def _entry(job: zoo_jobs.Job, x: torch.Tensor, y: torch.Tensor, reference: nn.Module | None, out: Path,
+           emit: OnEvent) -> dict:
+    """The manifest entry of a trained job: its card is computed here from the stored weights."""
+    ckpt = checkpoints.load(job.path)
+    if not ckpt.complete:
+        raise RuntimeError(f"training of {job.name!r} was stopped; the zoo is incomplete")
+    card = model_card(ckpt.build(), x, y, reference=reference) | {"recipe": ckpt.config.recipe}
+    emit("card", {"name": job.name, "card": card})
+    entry = {"name": job.name, "id": ckpt.id, "file": job.path.relative_to(out).as_posix(),
+             "config": ckpt.config.to_dict(), "test_accuracy": ckpt.metrics["test_accuracy"],
+             "train_seconds": round(ckpt.train_seconds, 1), "trained_on": ckpt.trained_on,
+             "code_version": ckpt.code_version, "card": card}
+    curve = zoo_jobs.curve_path(job)
+    if curve.is_file():
+        entry["curve"] = json.loads(curve.read_text())
+    return entry
+
+
+def _read_training(out: Path) -> dict | None:
+    """What a ``train_only`` run recorded in ``out/training.json`` (e.g. on another machine), if anything."""
+    path = out / "training.json"
+    if not path.is_file() or path.stat().st_size > MAX_MANIFEST_BYTES:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
 def write_manifest(manifest: dict, out: str | Path) -> Path:
     """Write ``out/manifest.json`` through a temporary file and a rename."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".manifest.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(manifest, handle, indent=1)
-        os.replace(tmp, out / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out / MANIFEST
+    return checkpoints.write_json(manifest, Path(out) / MANIFEST)
 
 
 def default_dir(dataset: str = "mnist") -> Path:
