@@ -99,8 +99,12 @@ def search_dirs() -> list[Path]:
 
 
 def code_version() -> str:
+    """``<version>+<commit>`` of this checkout; ``$GRADREG_CODE_VERSION`` where there is no git history (a copy of
+    the tree on another machine)."""
     from gradreg import __version__
 
+    if os.environ.get("GRADREG_CODE_VERSION"):
+        return os.environ["GRADREG_CODE_VERSION"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=SHIPPED_DIR.parent, capture_output=True,
                               text=True, timeout=5, check=True).stdout.strip()

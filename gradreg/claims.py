@@ -25,6 +25,7 @@ PAPER_TRANSFER_FROM_NORMAL = {  # ε → receiving model → accuracy on FGSM cr
     0.4: {"plain": 0.070, "distill": 0.074, "fgsm_at": 0.457, "grad_uniform": 0.488, "grad_y": 0.621},
     0.5: {"plain": 0.043, "distill": 0.062, "fgsm_at": 0.176, "grad_uniform": 0.305, "grad_y": 0.395},
 }
+CURVE_DROP = 0.05  # a decline: the last epoch ≥ 5 points below the curve's peak
 Records = dict[str, list[dict]]
 Outcome = tuple[str, str]  # (verdict, evidence)
 
@@ -41,7 +42,7 @@ class Claim:
     statement: str
     source: str
     criterion: str
-    check: Callable[[Records], Outcome]
+    check: Callable[[Records, str], Outcome]  # (records, dataset) → (verdict, evidence)
 
 
 def value(records: Records, experiment: str, key: str = "accuracy", **match) -> float:
@@ -63,36 +64,39 @@ def _pts(a: float) -> str:
     return f"{100 * a:.1f}%"
 
 
-def _clean(r: Records) -> Outcome:
+def _clean(r: Records, dataset: str) -> Outcome:
     plain = value(r, "clean", model="plain")
     gaps = {m: plain - value(r, "clean", model=m) for m in ("grad_y", "grad_uniform")}
-    worst = max(gaps.values())
-    verdict = REPRODUCED if worst <= 0.015 else PARTLY if gaps["grad_y"] <= 0.03 else NOT_REPRODUCED
+    verdict = REPRODUCED if max(gaps.values()) <= 0.005 else PARTLY if gaps["grad_y"] <= 0.015 else NOT_REPRODUCED
     return verdict, f"Normal {_pts(plain)}; drop GR(y) {100 * gaps['grad_y']:.2f} pts, GR(1/K) " \
                     f"{100 * gaps['grad_uniform']:.2f} pts"
 
 
-def _white_box(r: Records) -> Outcome:
+def _white_box(r: Records, dataset: str) -> Outcome:
     gains = {e: value(r, "white_box", model="grad_y", method="fgsm", eps=e)
              - value(r, "white_box", model="plain", method="fgsm", eps=e) for e in (0.1, 0.2)}
-    return _grade(sum(g >= 0.10 for g in gains.values()), 2), \
-        "; ".join(f"ε {e}: GR(y) − Normal = {100 * g:+.1f} pts" for e, g in gains.items())
-
-
+    hits, total = sum(g >= 0.10 for g in gains.values()), 2
+    evidence = "; ".join(f"ε {e}: GR(y) − Normal = {100 * g:+.1f} pts" for e, g in gains.items())
+    if dataset == "mnist":  # the authors' numbers are MNIST's
+        far = {(m, e): value(r, "white_box", model=m, method="fgsm", eps=e) - PAPER_WHITE_FGSM[m][i]
+               for m in ("plain", "grad_y") for i, e in enumerate((0.1, 0.2, 0.3))}
+        hits, total = hits + sum(abs(d) <= 0.10 for d in far.values()), total + len(far)
+        evidence += "; ours − paper: " + ", ".join(f"{LABELS[m]} ε {e} {100 * d:+.0f}" for (m, e), d in far.items())
+    return _grade(hits, total), evidence
 def _receivers(r: Records, eps: float) -> dict[str, float]:
     names = ("distill", "fgsm_at", "grad_uniform", "grad_y")
     return {m: value(r, "transfer", source="plain", model=m, method="fgsm", eps=eps) for m in names}
 
 
-def _transfer_ranking(r: Records) -> Outcome:
+def _transfer_ranking(r: Records, dataset: str) -> Outcome:
     low = [e for e in (0.1, 0.2, 0.3) if max(_receivers(r, e).items(), key=lambda kv: kv[1])[0] == "fgsm_at"]
-    high = [e for e in (0.4, 0.5) if max(_receivers(r, e).items(), key=lambda kv: kv[1])[0] in ("grad_y", "grad_uniform")]
+    high = [e for e in (0.4, 0.5) if max(_receivers(r, e).items(), key=lambda kv: kv[1])[0] == "grad_y"]
     halves = int(len(low) == 3) + int(len(high) == 2)
     best = {e: LABELS[max(_receivers(r, e).items(), key=lambda kv: kv[1])[0]] for e in (0.1, 0.2, 0.3, 0.4, 0.5)}
     return _grade(halves, 2), "best receiver by ε: " + ", ".join(f"{e}: {m}" for e, m in best.items())
 
 
-def _distill_worst(r: Records) -> Outcome:
+def _distill_worst(r: Records, dataset: str) -> Outcome:
     eps = (0.2, 0.3, 0.4, 0.5)
     worst = {e: min(_receivers(r, e).items(), key=lambda kv: kv[1])[0] for e in eps}
     hits = sum(m == "distill" for m in worst.values())
@@ -100,7 +104,7 @@ def _distill_worst(r: Records) -> Outcome:
     return verdict, "worst receiver by ε: " + ", ".join(f"{e}: {LABELS[m]}" for e, m in worst.items())
 
 
-def _gr_examples(r: Records) -> Outcome:
+def _gr_examples(r: Records, dataset: str) -> Outcome:
     others = ("plain", "distill", "fgsm_at", "grad_uniform")
     acc = {m: value(r, "transfer", source="grad_y", model=m, method="fgsm", eps=0.3) for m in others}
     fooled = sum(a <= 0.5 for a in acc.values())
@@ -108,31 +112,31 @@ def _gr_examples(r: Records) -> Outcome:
     return verdict, ", ".join(f"{LABELS[m]} {_pts(a)}" for m, a in acc.items())
 
 
-def _confidence(r: Records) -> Outcome:
+def _confidence(r: Records, dataset: str) -> Outcome:
     gr, plain = (value(r, "confidence", "mean_logp", model=m, kind="other") for m in ("grad_y", "plain"))
     verdict = REPRODUCED if gr >= plain + 5 else PARTLY if gr > plain else NOT_REPRODUCED
     return verdict, f"mean non-predicted log p: GR(y) {gr:.1f}, Normal {plain:.1f} (paper ≈ −12 vs ≈ −27)"
 
 
-def _smoothness(r: Records) -> Outcome:
+def _smoothness(r: Records, dataset: str) -> Outcome:
     gr, plain = (value(r, "saliency", "total_variation", model=m) for m in ("grad_y", "plain"))
     verdict = REPRODUCED if gr <= 0.9 * plain else PARTLY if gr < plain else NOT_REPRODUCED
     return verdict, f"TV/L1 of ∇ₓ log p_y: GR(y) {gr:.2f}, Normal {plain:.2f}"
 
 
-def _strokes(r: Records) -> Outcome:
+def _strokes(r: Records, dataset: str) -> Outcome:
     gr, plain = (value(r, "saliency", "stroke_mass", model=m) for m in ("grad_y", "plain"))
     verdict = REPRODUCED if gr >= plain + 0.05 else PARTLY if gr > plain else NOT_REPRODUCED
     return verdict, f"share of |∇ₓ log p_y| on strokes: GR(y) {gr:.2f}, Normal {plain:.2f}"
 
 
-def _judge(r: Records) -> Outcome:
+def _judge(r: Records, dataset: str) -> Outcome:
     gr, plain = (value(r, "judge", "judge_target_rate", model=m, steps=10) for m in ("grad_y", "plain"))
     verdict = REPRODUCED if gr >= plain + 0.10 else PARTLY if gr > plain else NOT_REPRODUCED
     return verdict, f"judge sees the target class in {_pts(gr)} of GR(y)'s images vs {_pts(plain)} of Normal's"
 
 
-def _masking(r: Records) -> Outcome:
+def _masking(r: Records, dataset: str) -> Outcome:
     def failed(model: str) -> list[str]:
         rows = [x for x in r.get("masking", []) if x["model"] == model]
         if not rows:
@@ -144,19 +148,19 @@ def _masking(r: Records) -> Outcome:
     return _grade(hits, 3), "; ".join(f"{LABELS[m]} fails {', '.join(v) or 'none'}" for m, v in found.items())
 
 
-def _pgd(r: Records) -> Outcome:
+def _pgd(r: Records, dataset: str) -> Outcome:
     gr, ref = (value(r, "attacks", model=m, method="pgd", eps=0.3) for m in ("grad_y", "pgd_at"))
     verdict = REPRODUCED if ref >= gr + 0.20 else PARTLY if ref > gr else NOT_REPRODUCED
     return verdict, f"white-box PGD ε 0.3: PGD-AT {_pts(ref)}, GR(y) {_pts(gr)}"
 
 
-def _training_curves(r: Records) -> Outcome:
+def _training_curves(r: Records, dataset: str) -> Outcome:
     rows = r.get("training_curve") or []
     if not {"plain", "grad_y"} <= {x["model"] for x in rows}:
         raise Missing("no training-curve records for Normal and GR(y)")
     (p_peak, p_epoch, p_drop), (g_peak, g_epoch, g_drop) = (_peak_and_drop(rows, m) for m in ("plain", "grad_y"))
     last = max(x["epoch"] for x in rows)
-    hits = int(p_epoch < last and p_drop >= 0.05) + int(g_drop <= 0.02)
+    hits = int(p_epoch <= last / 2 and p_drop >= CURVE_DROP) + int(g_drop < CURVE_DROP)
     return _grade(hits, 2), (f"transferred FGSM ε {rows[0]['eps']:g} over {last} epochs: Normal peaks at "
                              f"{_pts(p_peak)} (epoch {p_epoch}) and ends {100 * p_drop:.1f} points lower; GR(y) peaks at "
                              f"{_pts(g_peak)} (epoch {g_epoch}) and ends {100 * g_drop:.1f} points lower")
@@ -170,13 +174,15 @@ def _peak_and_drop(rows: list[dict], role: str) -> tuple[float, int, float]:
 
 CLAIMS = (
     Claim("clean_accuracy", "GR keeps clean accuracy", "§6",
-          "GR(y) and GR(1/K) clean test accuracy within 1.5 points of Normal (partly: GR(y) within 3)", _clean),
+          "GR(y) at the authors' λ_eff ≈ 110 and GR(1/K) at λ_eff ≈ 2: clean test accuracy within 0.5 points of "
+          "Normal's (partly: GR(y) within 1.5)", _clean),
     Claim("white_box_fgsm", "GR beats Normal by a wide margin white-box at ε ≤ 0.2", "§6",
-          "GR(y) white-box FGSM accuracy exceeds Normal's by ≥ 10 points at ε = 0.1 and at ε = 0.2 "
-          "(partly: at one of them)", _white_box),
+          "GR(y) white-box FGSM accuracy exceeds Normal's by ≥ 10 points at ε = 0.1 and at ε = 0.2; on MNIST also "
+          "Normal's and GR(y)'s within 10 points of the paper's at ε = 0.1, 0.2, 0.3 (partly: some of these)",
+          _white_box),
     Claim("transfer_ranking", "FGSM-AT wins transfer at ε ≤ 0.3, GR wins at ε ≥ 0.4", "§6",
           "FGSM crafted on Normal: FGSM-AT is the most accurate receiver (of Distilled, FGSM-AT, GR(1/K), GR(y)) "
-          "at ε = 0.1, 0.2, 0.3, and a GR model at ε = 0.4, 0.5 (partly: one half holds)", _transfer_ranking),
+          "at ε = 0.1, 0.2, 0.3, and GR(y) at ε = 0.4, 0.5 (partly: one half holds)", _transfer_ranking),
     Claim("distill_worst_receiver", "Distilled is the worst receiver of transferred examples", "§6",
           "FGSM crafted on Normal: Distilled is the least accurate receiver at each ε in 0.2–0.5 "
           "(partly: at half of them)", _distill_worst),
@@ -193,23 +199,24 @@ CLAIMS = (
           "§7", "an independent judge model classifies 10-step iterated-TGSM images (step 0.1, target y + 1) as the "
           "target ≥ 10 points more often for GR(y) than for Normal (partly: more often)", _judge),
     Claim("masking_checks", "Distillation and FGSM-AT mask gradients; GR shows the healthy pattern", "§8",
-          "the masking checks fail ≥ 1 check for Distilled and for FGSM-AT and pass every check for GR(y) "
-          "(partly: 2 of these 3)", _masking),
+          "the masking checks (single-step illusion included) fail ≥ 1 check for Distilled and for FGSM-AT and pass "
+          "every check for GR(y) (partly: 2 of these 3)", _masking),
     Claim("pgd_gap", "GR is far weaker than PGD-AT under PGD", "§8",
           "white-box PGD accuracy at ε = 0.3: PGD-AT ≥ GR(y) + 20 points (partly: higher)", _pgd),
     Claim("training_curves", "Normal's transferred-FGSM accuracy peaks early in training and declines; GR's does not",
-          "§6", "Normal and GR(y) retrained from their zoo configs, scored after each epoch on FGSM (ε = 0.2) crafted "
-          "on the zoo's Normal model: Normal peaks before the last epoch and ends ≥ 5 points below its peak, and "
-          "GR(y) ends within 2 points of its peak (partly: one of the two)", _training_curves),
+          "§6", "transferred FGSM (ε = 0.2, crafted on the zoo's Normal model) after every epoch of a Normal and a "
+          "GR(y) run: Normal peaks in the first half of the run and ends ≥ 5 points below its peak, GR(y) ends less "
+          "than 5 points below its peak (partly: one of the two)", _training_curves),
 )
 
 
-def evaluate_claims(records: Records) -> list[dict]:
-    """Apply every claim in ``CLAIMS``: ``[{"id", "statement", "source", "criterion", "verdict", "evidence"}]``."""
+def evaluate_claims(records: Records, *, dataset: str) -> list[dict]:
+    """Apply every claim in ``CLAIMS`` to the records of a zoo of ``dataset`` (the authors' numbers are compared on
+    MNIST only): ``[{"id", "statement", "source", "criterion", "verdict", "evidence"}]``."""
     out = []
     for claim in CLAIMS:
         try:
-            verdict, evidence = claim.check(records)
+            verdict, evidence = claim.check(records, dataset)
         except Missing as err:
             verdict, evidence = NOT_TESTED, str(err)
         out.append({"id": claim.id, "statement": claim.statement, "source": claim.source,

@@ -23,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--model", default=None, help="retrain this architecture instead of the zoo's")
     c.add_argument("--lr", type=nonnegative_float, default=None, help="default: the zoo's (paper: 2e-4)")
     c.add_argument("--batch-size", type=positive_int, default=None, help="default: the zoo's (paper: 256)")
-    c.add_argument("--lam", type=nonnegative_float, default=10.0, help="λ_eff of the GR(y) entry (nearest in the zoo)")
+    c.add_argument("--lam", type=nonnegative_float, default=110.0, help="λ_eff of the GR(y) entry (nearest in the zoo)")
     c.add_argument("--device", default="auto")
     c.add_argument("--out", default=None, help="JSON file for the records")
     a = sub.add_parser("ablate", help="the recipe ablation: GR(y) at λ_eff 110 on the short CPU schedule with each "
@@ -42,7 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", default=None, help="zoo directory holding manifest.json (default: the shipped zoo of "
                    "--dataset: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise)")
     p.add_argument("--out", default="reports", help="reports root; the report goes to OUT/<dataset>/")
-    p.add_argument("--lam", type=nonnegative_float, default=10.0, help="λ_eff of the compared Grad Reg (y) model")
+    p.add_argument("--lam", type=nonnegative_float, default=110.0, help="λ_eff of the compared Grad Reg (y) model")
 
 
 def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

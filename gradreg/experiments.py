@@ -171,12 +171,50 @@ def lambda_records(manifest: dict, saliency: list[dict]) -> list[dict]:
     return out
 
 
+SEED_KEYS = ("fgsm", "pgd", "transfer_fgsm")
+
+
+def seed_records(manifest: dict, roles: dict[str, str]) -> list[dict]:
+    """Each role's zoo entry and its replicas with other seeds (the manifest's ``"replicas"``), one record per
+    seed: clean test accuracy and the card's white-box FGSM / PGD and transferred FGSM at each card ε."""
+    members: dict[str, list[dict]] = {}
+    for entry in manifest["models"]:
+        members.setdefault(entry["name"], []).append(entry)
+    for entry in manifest.get("replicas", []):
+        members.setdefault(entry["name"].rsplit("-seed", 1)[0], []).append(entry)
+    out = []
+    for role, name in roles.items():
+        for entry in members.get(name, []) if len(members.get(name, [])) > 1 else []:
+            record = {"model": role, "entry": entry["name"], "seed": entry["config"]["seed"],
+                      "clean": entry["test_accuracy"]}
+            for point in entry["card"]["curves"]:
+                record |= {f"{k}_{point['eps']:g}": point[k] for k in SEED_KEYS}
+            out.append(record)
+    return out
+
+
+def zoo_curve_records(manifest: dict, roles: dict[str, str]) -> list[dict]:
+    """The training curves the zoo recorded while it trained (replicas of Normal and GR(y) scored after every epoch
+    on FGSM crafted on the zoo's Normal model), as ``curve_records`` gives them; empty when it recorded none."""
+    out = []
+    for entry in manifest.get("replicas", []):
+        name = entry["name"].rsplit("-seed", 1)[0]
+        role = next((r for r in ("plain", "grad_y") if roles.get(r) == name), None)
+        if role is not None and isinstance(entry.get("curve"), dict) and not any(r["model"] == role for r in out):
+            out += [{"model": role, "entry": entry["name"], **r} for r in entry["curve"]["records"]]
+    return out if {r["model"] for r in out} == {"plain", "grad_y"} else []
+
+
 def curve_records(manifest: dict, roles: dict[str, str], models: dict[str, nn.Module], x: torch.Tensor,
                   y: torch.Tensor, s: Settings) -> list[dict]:
-    """Transferred-FGSM accuracy per epoch of Normal and GR(y) retrained from their zoo configs (another seed),
-    on FGSM crafted on the zoo's Normal model (``gradreg.training_curves``); empty without both roles."""
+    """Transferred-FGSM accuracy per epoch of Normal and GR(y): as the zoo recorded it while training their
+    replicas (``zoo_curve_records``), else retrained here from their zoo configs (another seed, ``s.curve_epochs``
+    epochs on ``s.curve_n_train`` images), on FGSM crafted on the zoo's Normal model; empty without both roles."""
     if not {"plain", "grad_y"} <= set(roles):
         return []
+    recorded = zoo_curve_records(manifest, roles)
+    if recorded:
+        return recorded
     configs = {m["name"]: TrainConfig.from_dict(m["config"]) for m in manifest["models"]}
     retrain = {role: curve_config(configs[roles[role]], epochs=s.curve_epochs, n_train=s.curve_n_train,
                                   seed=s.seed + 1) for role in ("plain", "grad_y")}

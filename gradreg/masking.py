@@ -1,7 +1,8 @@
 """Gradient-masking checks: named checks with numbers and a verdict, plus confidence and gradient statistics.
 
 The checks follow Athalye, Carlini & Wagner 2018 (arXiv 1802.00420) and Carlini et al. 2019 (arXiv 1902.06705),
-as listed in PAPER.md §8: iterative ≤ single-step accuracy; white-box ≤ transfer accuracy; accuracy → ~0 at a
+as listed in PAPER.md §8: iterative ≤ single-step accuracy, and single-step not far above iterative accuracy (the
+illusion single-step adversarial training gives); white-box ≤ transfer accuracy; accuracy → ~0 at a
 large ε; a gradient-free attack not stronger than gradient attacks; no exactly-zero input gradients. Defensive
 distillation (gradient underflow) and FGSM adversarial training are the paper's masked models.
 """
@@ -62,11 +63,13 @@ def gradient_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
             "zero_entry_fraction": (grads == 0).float().mean().item()}
 
 
-def _attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: list[float], large_eps: float, *,
-                 pgd_steps: int, square_queries: int, seed: int | None, batch_size: int) -> dict:
+def _attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: list[float], large_eps: float,
+                 illusion_eps: float, *, pgd_steps: int, square_queries: int, seed: int | None,
+                 batch_size: int) -> dict:
     run = {"seed": seed, "batch_size": batch_size}
-    return {"fgsm": _by_eps(robust_accuracy(model, x, y, method="fgsm", epsilons=eps_list, **run)),
-            "pgd": _by_eps(robust_accuracy(model, x, y, method="pgd", epsilons=eps_list + [large_eps],
+    single = list(dict.fromkeys(eps_list + [illusion_eps]))
+    return {"fgsm": _by_eps(robust_accuracy(model, x, y, method="fgsm", epsilons=single, **run)),
+            "pgd": _by_eps(robust_accuracy(model, x, y, method="pgd", epsilons=list(dict.fromkeys(single + [large_eps])),
                                            steps=pgd_steps, **run)),
             "square": _by_eps(robust_accuracy(model, x, y, method="square", epsilons=eps_list,
                                               queries=square_queries, **run))}
@@ -95,6 +98,15 @@ def _iterative_check(acc: dict, eps_list: list[float], tolerance: float) -> dict
                   "PGD is at least as strong as FGSM at every ε")
 
 
+def _single_step_check(acc: dict, eps: float, gap: float) -> dict:
+    fgsm, pgd = acc["fgsm"][eps], acc["pgd"][eps]
+    illusory = fgsm - pgd > gap
+    return _check("single_step_illusion", illusory, {"eps": eps, "fgsm": fgsm, "pgd": pgd},
+                  f"at ε {eps:g} FGSM leaves {fgsm:.1%} and PGD {pgd:.1%}: "
+                  + (f"single-step robustness is illusory (gap > {gap:.0%}; the signature of single-step "
+                     "adversarial training)" if illusory else f"the single-step number is within {gap:.0%} of PGD's"))
+
+
 def _gradient_free_check(acc: dict, eps_list: list[float], tolerance: float) -> dict:
     best = {eps: min(acc["fgsm"][eps], acc["pgd"][eps]) for eps in eps_list}
     stronger = [eps for eps in eps_list if acc["square"][eps] < best[eps] - tolerance]
@@ -119,7 +131,9 @@ def _statistics(model: nn.Module, x: torch.Tensor, grads: dict, zero_limit: floa
 
 def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilons: Sequence[float] = (0.1, 0.2, 0.3),
                    large_eps: float = 0.5, source: nn.Module | None = None, tolerance: float = 0.02,
-                   chance: float = 0.1, zero_limit: float = 0.01, pgd_steps: int = 40, square_queries: int = 1000,
+                   chance: float = 0.1, zero_limit: float = 0.01, illusion_eps: float = 0.3,
+                   illusion_gap: float = 0.3, pgd_steps: int = 40,
+                   square_queries: int = 1000,
                    seed: int | None = 0, batch_size: int = CHUNK) -> list[dict]:
     """Run the gradient-masking checks on ``model``; each record carries its numbers and a verdict.
 
@@ -128,6 +142,9 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
         large_eps: ε at which PGD accuracy should fall to ``chance`` or below; source: an independently trained
             model for the transfer check (skipped when None); tolerance: accuracy slack for comparisons, in [0, 1];
         zero_limit: largest acceptable fraction of examples with an exactly-zero input gradient.
+        illusion_eps, illusion_gap: largest acceptable lead of FGSM over PGD accuracy at ``illusion_eps`` (the
+            paper's adversarial-training ε): FGSM adversarial training keeps FGSM accuracy near clean there while PGD
+            breaks it (Tramèr et al. 2018, arXiv 1705.07204; Wong et al. 2020, arXiv 2001.03994).
     Returns:
         ``[{"check", "verdict", "numbers", "detail"}]``, verdict ∈ {"pass", "fail", "skipped", "info"}; "fail"
         means masking is suspected. The last two records ("confidence", "input_gradients") are statistics.
@@ -135,16 +152,19 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
     check_inputs(x, y)
     eps_list = check_epsilons(epsilons)
     check_eps(large_eps)
+    check_eps(illusion_eps)
     check_fit(model, x, y)
     if source is not None:
         check_fit(source, x, y)
-    for name, value in (("tolerance", tolerance), ("chance", chance), ("zero_limit", zero_limit)):
+    for name, value in (("tolerance", tolerance), ("chance", chance), ("zero_limit", zero_limit),
+                        ("illusion_gap", illusion_gap)):
         check_real(name, value, low=0.0, high=1.0)
-    acc = _attack_grid(model, x, y, eps_list, large_eps, pgd_steps=pgd_steps, square_queries=square_queries,
-                       seed=seed, batch_size=batch_size)
+    acc = _attack_grid(model, x, y, eps_list, large_eps, illusion_eps, pgd_steps=pgd_steps,
+                       square_queries=square_queries, seed=seed, batch_size=batch_size)
     large = acc["pgd"][large_eps]
     return [
         _iterative_check(acc, eps_list, tolerance),
+        _single_step_check(acc, illusion_eps, illusion_gap),
         _transfer_check(model, source, x, y, eps_list, acc["fgsm"], tolerance, batch_size),
         _check("large_eps", large > chance, {"eps": large_eps, "pgd": large},
                f"PGD accuracy at ε = {large_eps} is {large:.1%}, expected ≤ {chance:.0%}"),

@@ -97,7 +97,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-DEFAULT_MODEL = "paper_cnn_h256"  # the shipped zoo's network: chosen by the recipe ablation (reports/mnist/REPORT.md)
+DEFAULT_MODEL = "paper_cnn_c16"  # the shipped zoo's network, chosen by the recipe ablation (reports/mnist/REPORT.md)
 
 
 def build_model(name: str, **kwargs) -> nn.Module:

@@ -23,14 +23,15 @@ from gradreg.data import load_dataset
 from gradreg.evaluate import input_gradient_norms, jsma_stats, judge_target_rate
 from gradreg.experiments import (PROFILES, Settings, attack_records, class_examples, clean_records, confidence,
                                  confidence_records, curve_records, grid_records, iterated_grid, lambda_records,
-                                 masking_records, norm_records, settings_dict, transfer_records, white_box_records)
-from gradreg.zoo import read_manifest
+                                 masking_records, norm_records, seed_records, settings_dict, transfer_records,
+                                 white_box_records)
+from gradreg.zoo import AUTHORS_LAM, read_manifest
 
 COMPARED = ("plain", "distill", "fgsm_at", "grad_uniform", "grad_y")  # the paper's five (PAPER.md §6)
 EXTRAS = ("pgd_at", "both")  # references the paper lacks, for PGD and the masking checks
 JUDGES = ("grad_fd", "pgd_at", "both")  # first one present judges the iterated-TGSM images (not in COMPARED)
 JUDGE_STEPS = (5, 10)  # iterated-TGSM lengths shown to the judge (the paper's figures use 10)
-GRAD_Y_LAMBDA = 10.0  # λ_eff of the compared Grad Reg (y) model (PAPER.md §3: the largest λ that keeps accuracy)
+GRAD_Y_LAMBDA = AUTHORS_LAM  # λ_eff of the compared Grad Reg (y) model: the authors' MNIST choice (PAPER.md §1)
 OnStep = Callable[[str], None]
 STEPS = ("load", "clean", "white_box", "transfer", "iterated_tgsm", "jsma", "saliency", "confidence", "masking",
          "lambda", "training_curve")
@@ -118,6 +119,7 @@ def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.
     xa, ya = x[:s.n_attack], y[:s.n_attack]
     on_step("clean")
     rep.records["clean"] = clean_records(manifest, roles)
+    rep.records["seeds"] = seed_records(manifest, roles)
     on_step("white_box")
     rep.records["white_box"] = white_box_records(everyone, xa, ya, s)
     on_step("transfer")
@@ -139,9 +141,12 @@ def run_experiments(manifest: dict, roles: dict[str, str], models: dict[str, nn.
     rep.records["lambda"] = lambda_records(manifest, list(by_entry.values()))
     on_step("training_curve")
     rep.records["training_curve"] = curve_records(manifest, roles, models, x, y, s)
-    rep.meta = {"dataset": manifest["dataset"], "roles": roles, "zoo_n_eval": manifest.get("n_eval"), "settings": settings_dict(s),
+    rep.meta = {"dataset": manifest["dataset"], "roles": roles, "zoo_n_eval": manifest.get("n_eval"),
+                "settings": settings_dict(s), "zoo_about": manifest.get("about", {}),
+                "zoo_training": manifest.get("training", {}),
                 "zoo": {m["name"]: {"id": m["id"], "config": m["config"], "train_seconds": m["train_seconds"],
-                                    "code_version": m["code_version"]} for m in manifest["models"]}}
+                                    "trained_on": m.get("trained_on", ""), "code_version": m["code_version"]}
+                        for m in manifest["models"]}}
     return rep
 
 

@@ -137,8 +137,7 @@ def _run_parallel(jobs: list[Job], workers: int, emit: OnEvent) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // workers)
     pending, running, done = list(jobs), {}, []
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
         while pending or running:
             ready = [job for job in pending if job.curve_source is None or job.curve_source.is_file()]
             for job in ready[: workers - len(running)]:
@@ -153,6 +152,11 @@ def _run_parallel(jobs: list[Job], workers: int, emit: OnEvent) -> list[dict]:
                 done.append(_result(future, job, started))
                 emit("trained", done[-1])
     return done
+
+
+def _worker_setup(threads: int) -> None:
+    torch.set_num_threads(threads)  # the machine's cores, shared out among the workers
+    torch.backends.cudnn.benchmark = True  # fixed shapes for a whole run: let cuDNN time its algorithms once
 
 
 def _result(future: Future, job: Job, started: float) -> dict:

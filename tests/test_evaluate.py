@@ -16,8 +16,8 @@ from gradreg.transfer import transfer_matrix
 
 FAST = {"pgd": {"steps": 3}, "bim": {"steps": 3}, "iterated_tgsm": {"steps": 2}, "square": {"queries": 10},
         "jsma": {"gamma": 0.02}}
-CHECKS = ["iterative_vs_single_step", "white_box_vs_transfer", "large_eps", "gradient_free_vs_gradient",
-          "zero_gradients", "confidence", "input_gradients"]
+CHECKS = ["iterative_vs_single_step", "single_step_illusion", "white_box_vs_transfer", "large_eps",
+          "gradient_free_vs_gradient", "zero_gradients", "confidence", "input_gradients"]
 
 
 class Scaled(nn.Module):
@@ -201,3 +201,11 @@ def test_check_epsilons():
     assert check_epsilons((0, 0.5)) == [0.0, 0.5]
     with pytest.raises(ValueError):
         check_epsilons(0.1)
+
+
+@pytest.mark.parametrize("fgsm,pgd,verdict", [(0.95, 0.01, "fail"), (0.28, 0.0, "pass"), (0.99, 0.92, "pass")])
+def test_single_step_illusion_flags_fgsm_far_above_pgd(fgsm, pgd, verdict):
+    from gradreg.masking import _single_step_check
+
+    check = _single_step_check({"fgsm": {0.3: fgsm}, "pgd": {0.3: pgd}}, 0.3, 0.3)
+    assert check["verdict"] == verdict and check["numbers"] == {"eps": 0.3, "fgsm": fgsm, "pgd": pgd}

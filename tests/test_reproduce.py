@@ -91,7 +91,7 @@ def _records(*, gr_clean=0.98, gr_fgsm=(0.9, 0.7), receivers=None, other_logp=(-
 
 
 def _verdicts(records: dict) -> dict[str, str]:
-    return {c["id"]: c["verdict"] for c in evaluate_claims(records)}
+    return {c["id"]: c["verdict"] for c in evaluate_claims(records, dataset="mnist")}
 
 
 def test_paper_shaped_records_reproduce_every_claim():
