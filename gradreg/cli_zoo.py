@@ -14,7 +14,7 @@ from gradreg.zoo import LAMBDA_GRID, PRESETS, build_zoo, default_dir, replica_co
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add the ``zoo`` subcommand."""
     p = sub.add_parser("zoo", help="train (or load) the default model set, compute cards, write manifest.json")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
                    help="network and schedule: " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--model", default=None, help="default: the preset's")
