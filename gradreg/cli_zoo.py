@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 from gradreg import checkpoints
 from gradreg.cli_args import nonnegative_float, positive_int
+from gradreg.config import RECIPES
 from gradreg.zoo import LAMBDA_GRID, PRESETS, build_zoo, default_dir, replica_configs, zoo_configs
 
 
@@ -17,6 +18,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
                    help="network and schedule: " + "; ".join(f"{k}: {v.about}" for k, v in PRESETS.items()))
     p.add_argument("--dataset", default="mnist")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="authors", help="init, BatchNorm scale and Adam ε")
     p.add_argument("--model", default=None, help="default: the preset's")
     p.add_argument("--epochs", type=positive_int, default=None, help="default: the preset's")
     p.add_argument("--n-train", type=int, default=None, help="training images per model (0: all; default: the preset's)")
@@ -39,7 +41,7 @@ def _configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple
     if args.n_train is not None:
         schedule["n_train"] = args.n_train or None
     try:
-        configs = zoo_configs(args.dataset, preset=args.preset, lams=tuple(args.lams), **schedule)
+        configs = zoo_configs(args.dataset, preset=args.preset, lams=tuple(args.lams), recipe=args.recipe, **schedule)
         if args.device is not None:  # not part of a model's identity: the same ids on any device
             configs = {name: replace(c, device=args.device) for name, c in configs.items()}
     except ValueError as err:
@@ -85,8 +87,10 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             bar.write(f"{details['name']:20} clean {card['clean']:.3f}  FGSM ε=.1 {curve[0.1]['fgsm']:.3f}  "
                       f"PGD ε=.1 {curve[0.1]['pgd']:.3f}")
 
-    about = {"preset": args.preset, "schedule": asdict(PRESETS[args.preset]), "lams": args.lams,
-             "seeds": args.seeds or PRESETS[args.preset].seeds}
+    first = next(iter({**configs, **replicas}.values()))
+    about = {"preset": args.preset, "preset_about": PRESETS[args.preset].about, "recipe": args.recipe,
+             "schedule": {k: getattr(first, k) for k in ("model", "epochs", "n_train", "batch_size", "lr", "lr_schedule")},
+             "lams": args.lams, "seeds": args.seeds or PRESETS[args.preset].seeds, "only": args.only}
     kwargs = {"on_batch": on_batch} if args.workers == 1 else {}
     manifest = build_zoo(configs, out=out, n_eval=args.n_eval, replicas=replicas, workers=args.workers,
                          train_only=args.train_only, about=about, on_event=on_event, **kwargs)

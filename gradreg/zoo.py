@@ -174,13 +174,15 @@ def build_zoo(configs: Mapping[str, TrainConfig], *, out: str | Path = checkpoin
         return None
     x, y = load_dataset(datasets.pop(), "test").tensors
     reference = checkpoints.load(jobs[0].path).build() if jobs and jobs[0].name == REFERENCE else None
-    entries = [_entry(job, x[:n_eval], y[:n_eval], None if job.name == REFERENCE else reference, out, emit)
-               for job in jobs]
+    by_name = {job.name: job for job in jobs}
+    listed = sorted(configs, key=lambda name: name != REFERENCE) + list(replicas)  # the configs' own order
+    entries = {name: _entry(by_name[name], x[:n_eval], y[:n_eval], None if name == REFERENCE else reference, out,
+                            emit) for name in listed}
     manifest = {"format_version": 1, "dataset": jobs[0].config.dataset if jobs else "", "n_eval": n_eval,
                 "built_seconds": round(time.perf_counter() - started, 1), "about": about or {},
                 "training": _read_training(out) or training,
-                "models": [e for job, e in zip(jobs, entries) if job.name in configs],
-                "replicas": [e for job, e in zip(jobs, entries) if job.name in replicas]}
+                "models": [entries[name] for name in listed if name in configs],
+                "replicas": [entries[name] for name in replicas]}
     write_manifest(manifest, out)
     return manifest
 

@@ -8,9 +8,14 @@ import pytest
 import torch
 
 from gradreg import TrainConfig, load_dataset, save, train
+from gradreg.config import RECIPES
 from gradreg.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
+# The quick test network learns the synthetic set in one epoch with PyTorch's init; the authors' recipe (the
+# default, for paper_cnn) has its own tests in test_recipe.py.
+TINY_RECIPE = RECIPES["torch"]
+TINY_ZOO = {"preset": "cpu", "model": "small_cnn", "recipe": "torch", "epochs": 1, "n_train": 200}
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +46,7 @@ def linear_model():
 def tiny_ckpt_dir(tmp_path_factory):
     """A directory holding one small_cnn trained for one epoch on synthetic data (accuracy well above chance)."""
     root = tmp_path_factory.mktemp("checkpoints")
-    save(train(TrainConfig(dataset="synthetic", model="small_cnn", epochs=1, batch_size=64)), root)
+    save(train(TrainConfig(dataset="synthetic", model="small_cnn", epochs=1, batch_size=64, **TINY_RECIPE)), root)
     return root
 
 
@@ -63,7 +68,7 @@ def tiny_zoo(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 8× faster than 2 threads on a loaded 2-core machine
     try:
-        configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(0.1, 1.0, 10.0))
+        configs = zoo_configs("synthetic", **TINY_ZOO, lams=(0.1, 1.0, 10.0))
         build_zoo({k: c for k, c in configs.items() if k in ("plain", "grad_y_0.1", "grad_y_1", "grad_y_10",
                                                               "fgsm_at")}, out=root, n_eval=32)
     finally:

@@ -11,6 +11,7 @@ from gradreg.claims import CLAIMS, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCE
 from gradreg.cli import main
 from gradreg.reproduce import PROFILES, Settings
 from gradreg.zoo import build_zoo, zoo_configs
+from conftest import TINY_ZOO
 
 TINY = ("plain", "grad_y_1", "grad_y_10", "grad_uniform", "fgsm_at", "distill", "grad_fd", "pgd_at")
 
@@ -18,7 +19,7 @@ TINY = ("plain", "grad_y_1", "grad_y_10", "grad_uniform", "fgsm_at", "distill", 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    configs = zoo_configs("synthetic", epochs=1, n_train=200, lams=(1.0, 10.0))
+    configs = zoo_configs("synthetic", **TINY_ZOO, lams=(1.0, 10.0))
     build_zoo({name: c for name, c in configs.items() if name in TINY}, out=out, n_eval=16)
     return out
 

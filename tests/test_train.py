@@ -9,8 +9,9 @@ import torch
 
 from gradreg import TrainConfig, train
 from gradreg.config import DEFENCES
+from conftest import TINY_RECIPE
 
-SMALL = {"dataset": "synthetic", "model": "small_cnn", "epochs": 2, "batch_size": 64, "n_train": 300}
+SMALL = {"dataset": "synthetic", "model": "small_cnn", "epochs": 2, "batch_size": 64, "n_train": 300, **TINY_RECIPE}
 
 
 @pytest.mark.parametrize("defence", DEFENCES)

@@ -10,12 +10,14 @@ import pytest
 from gradreg.checkpoints import list_checkpoints, load
 from gradreg.cli import main
 from gradreg.zoo import build_zoo, read_manifest, zoo_configs
+from conftest import TINY_ZOO
 
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    code = main(["zoo", "--dataset", "synthetic", "--epochs", "1", "--n-train", "200", "--lams", "1",
+    code = main(["zoo", "--dataset", "synthetic", "--model", "small_cnn", "--recipe", "torch", "--epochs", "1",
+                 "--n-train", "200", "--lams", "1",
                  "--only", "plain", "grad_y_1", "distill", "--n-eval", "32", "--out", str(out)])
     assert code == 0
     return out
@@ -36,7 +38,7 @@ def test_manifest_matches_the_files(tiny_zoo):
 
 
 def test_rebuilding_loads_instead_of_training(tiny_zoo):
-    configs = {k: v for k, v in zoo_configs("synthetic", epochs=1, n_train=200, lams=(1.0,)).items()
+    configs = {k: v for k, v in zoo_configs("synthetic", **TINY_ZOO, lams=(1.0,)).items()
                if k == "plain"}
     trained = []
     build_zoo(configs, out=tiny_zoo, n_eval=16, on_epoch=trained.append)
