@@ -9,7 +9,7 @@ FGSM on its first ``n_eval`` images. Every row has a plain twin (same network an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -99,6 +99,33 @@ def run_ablation(rows: tuple[Row, ...] = ROWS, *, root: str | Path, dataset: str
     return records
 
 
+def score_trained(paths: list[Path], *, name: str, n_eval: int = 1000) -> list[dict]:
+    """Records, like ``run_ablation``'s, of checkpoints trained elsewhere (e.g. a longer schedule on a GPU), each
+    against the plain model of the same network, recipe, schedule and seed among them (itself when there is none)."""
+    from gradreg.checkpoints import load
+
+    ckpts = [load(path) for path in paths]
+    if not ckpts:
+        return []
+    x, y = load_dataset(ckpts[0].config.dataset, "test", n=n_eval).tensors
+    scores = {c.id: _score(c, x, y) | {"schedule": _schedule(c.config)} for c in ckpts}
+
+    def twin(c: Checkpoint) -> dict:
+        plain = replace(c.config, regularizer="none", lam=0.0, defence="none")
+        return scores.get(config_id(plain), scores[c.id])
+
+    records = [_record(Row(name, c.config.model, c.config.init, c.config.bn_scale, c.config.adam_eps), c.config,
+                       scores[c.id] | {"seed": c.config.seed, "regularizer": c.config.regularizer,
+                                       "val_by_epoch": [h["val_accuracy"] for h in c.history]},
+                       twin(c)) for c in ckpts if c.config.defence == "none"]
+    return sorted(records, key=lambda r: (r["model"], r["schedule"], r["regularizer"], r["lam"], r["seed"]))
+
+
+def _schedule(config: TrainConfig) -> str:
+    return (f"{config.epochs} epochs of {config.n_train or 55000} images, batch {config.batch_size}, lr {config.lr:g} "
+            f"{config.lr_schedule}")
+
+
 def _record(row: Row, config: TrainConfig, scores: dict, plain: dict) -> dict:
     return {"row": row.name, "model": row.model, "init": row.init, "bn_scale": row.bn_scale,
             "adam_eps": row.adam_eps, "lam": config.lam, "id": config_id(config), **scores,
@@ -134,4 +161,18 @@ def table(records: list[dict]) -> str:
         lines.append(f"| {r['row']} | {r['model']} | {r['init']} | {'learned' if r['bn_scale'] else 'none'} | "
                      f"{r['adam_eps']:g} | {r['lam']:g} | {100 * r['clean']:.2f} | {100 * r['plain_clean']:.2f} | "
                      f"{100 * r['clean_gap']:+.2f} | {fgsm} | {r['final_ce']:.3f} | {r['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def long_table(records: list[dict]) -> str:
+    """``score_trained`` records as a Markdown table, with validation accuracy along the run (%)."""
+    lines = ["| row | network | penalty | λ_eff | seed | schedule | trained on | clean % | plain % | FGSM ε .1/.2/.3 % | "
+             "validation % at epoch 1 / ¼ / ½ / end (best) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        val = r["val_by_epoch"]
+        marks = " / ".join(f"{100 * val[i]:.1f}" for i in (0, len(val) // 4, len(val) // 2, len(val) - 1))
+        fgsm = " / ".join(f"{100 * r[f'fgsm_{e:g}']:.1f}" for e in FGSM_EPS)
+        lines.append(f"| {r['row']} | {r['model']} | {r['regularizer']} | {r['lam']:g} | {r['seed']} | {r['schedule']} | "
+                     f"{r['trained_on'].split(',')[0]} | {100 * r['clean']:.2f} | {100 * r['plain_clean']:.2f} | {fgsm} "
+                     f"| {marks} ({100 * max(val):.1f}) |")
     return "\n".join(lines)

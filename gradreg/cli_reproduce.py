@@ -36,6 +36,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--root", default=None, help="where the models go (default: $GRADREG_CHECKPOINT_DIR/ablation)")
     a.add_argument("--out", default="reports", help="reports root; the records go to OUT/<dataset>/ablation.json")
     a.add_argument("--n-eval", type=positive_int, default=1000, help="test images for white-box FGSM")
+    a.add_argument("--score", nargs="+", default=None, metavar="DIR",
+                   help="instead of training: score the checkpoints in these directories (e.g. a longer schedule run "
+                        "elsewhere) and keep them under 'long_runs' in ablation.json")
+    a.add_argument("--row", default="long run", help="the row name of --score's records")
     p = sub.add_parser("reproduce", help="run the paper's experiments on the zoo; write REPORT.md, PNGs, results.json")
     p.add_argument("--dataset", default="mnist", help="the zoo's dataset (checked against its manifest)")
     p.add_argument("--quick", action="store_true", help="fewer images and ε, weaker PGD/Square: a few minutes")
@@ -130,16 +134,24 @@ def _cmd_ablate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     from gradreg import ablation, checkpoints
 
+    path = Path(args.out) / args.dataset / "ablation.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    started = time.perf_counter()
+    if args.score:
+        files = sorted(p for d in args.score for p in Path(d).glob("*" + checkpoints.SUFFIX))
+        scored = ablation.score_trained(files, name=args.row, n_eval=args.n_eval)
+        checkpoints.write_json(saved | {"long_runs": ablation.merge(saved.get("long_runs", []), scored)}, path)
+        print(ablation.long_table(scored))
+        print(f"{len(scored)} checkpoints scored in {time.perf_counter() - started:.0f} s -> {path}")
+        return 0
     rows = ablation.select(ablation.ROWS, args.networks) if args.networks else ablation.ROWS
     root = args.root or str(checkpoints.user_dir() / "ablation")
-    path = Path(args.out) / args.dataset / "ablation.json"
-    old = json.loads(path.read_text())["records"] if path.is_file() else []
-    started = time.perf_counter()
+    old = saved.get("records", [])
     records = ablation.run_ablation(rows, root=root, dataset=args.dataset, lams=tuple(args.lams),
                                     n_eval=args.n_eval, on_row=lambda r: print(ablation.table([r]).splitlines()[-1],
                                                                                flush=True))
     merged = ablation.merge(old, records)
-    checkpoints.write_json({"schedule": ablation.SHORT, "n_eval": args.n_eval, "records": merged}, path)
+    checkpoints.write_json(saved | {"schedule": ablation.SHORT, "n_eval": args.n_eval, "records": merged}, path)
     print(ablation.table(records))
     print(f"{len(records)} rows in {time.perf_counter() - started:.0f} s -> {path}")
     return 0

@@ -24,8 +24,10 @@ from gradreg.evaluate import predict_logits
 from gradreg.metrics import saliency_report
 from gradreg.randomization import randomization_check
 from gradreg.saliency import saliency
-from gradreg.zoo import REFERENCE
+from gradreg.zoo import AUTHORS_LAM, AUTHORS_LAM_UNIFORM, REFERENCE
 
+# The authors' MNIST choices (PAPER.md §1), marked on the λ explorer's axis.
+AUTHORS_LAMBDAS = {"grad_y": AUTHORS_LAM, "grad_uniform": AUTHORS_LAM_UNIFORM}
 CARD_KEYS = ("clean", "fgsm", "pgd", "transfer_fgsm", "grad_norm", "max_prob", "other_log_prob")
 TARGET_NAMES = ("next", "least_likely", "random")
 

@@ -37,7 +37,7 @@ def write_report(rep: Reproduction, out: str | Path, *, status: dict[str, str], 
     sections = [head, claims_section(claims), models_section(rep), accuracy_section(rep), seeds_section(rep),
                 transfer_section(rep, status), targeted_section(rep, status), saliency_section(rep, status),
                 masking_section(rep), lambda_section(rep, status), curve_section(rep, status),
-                ablation_section(ablation.get("records"), ablation.get("schedule")),
+                ablation_section(ablation),
                 f"## Not reproduced / not done\n\n{NOT_DONE}"]
     path = out / "REPORT.md"
     path.write_text("\n\n".join(sections) + "\n")

@@ -259,13 +259,19 @@ def seeds_section(rep: Reproduction) -> str:
             + _table(["model", "seeds", *keys], table))
 
 
-def ablation_section(records: list[dict] | None, schedule: dict | None) -> str:
-    """The recipe ablation (``python -m gradreg ablate``), when ``reports/<dataset>/ablation.json`` exists."""
-    from gradreg.ablation import table
+def ablation_section(saved: dict) -> str:
+    """The recipe ablation (``python -m gradreg ablate``), when ``reports/<dataset>/ablation.json`` exists: the short
+    runs, then the longer runs it scored (``--score``)."""
+    from gradreg.ablation import long_table, table
 
-    if not records:
+    if not saved.get("records"):
         return ("## Recipe ablation\n\nNot run for this dataset (`python -m gradreg ablate --dataset …` writes "
                 "`ablation.json` beside this report).")
-    when = ", ".join(f"{k} {v}" for k, v in (schedule or {}).items())
-    return ("## Recipe ablation (`python -m gradreg ablate`; GR(y) and each network's plain twin on the short CPU "
-            f"schedule: {when}; clean on the full test split, FGSM on the first 1000 test images)\n\n" + table(records))
+    when = ", ".join(f"{k} {v}" for k, v in saved.get("schedule", {}).items())
+    text = ("## Recipe ablation (`python -m gradreg ablate`; GR(y) and each network's plain twin on the short CPU "
+            f"schedule: {when}; clean on the full test split, FGSM on the first 1000 test images)\n\n"
+            + table(saved["records"]))
+    if saved.get("long_runs"):
+        text += ("\n\n### Longer runs (`python -m gradreg ablate --score DIR`; these checkpoints are not shipped, "
+                 "their configs retrain them)\n\n" + long_table(saved["long_runs"]))
+    return text

@@ -21,11 +21,11 @@ import torch
 
 from gradreg import checkpoints, explore, urlstate, viz, viz_explore
 from gradreg.attacks import ATTACKS, NORMS
-from gradreg.config import ACTIVATIONS, DEFENCES, TrainConfig, config_id
+from gradreg.config import ACTIVATIONS, DEFENCES, RECIPES, TrainConfig, config_id, with_recipe
 from gradreg.data import CorruptDataset, DatasetUnavailable, dataset_status, load_dataset
 from gradreg.evaluate import robust_accuracy
 from gradreg.limits import check_knobs, check_limit, limit, problems
-from gradreg.models import MODELS
+from gradreg.models import DEFAULT_MODEL, MODELS
 from gradreg.regularizers import REGULARIZERS
 from gradreg.saliency import SALIENCY_METHODS
 from gradreg.train import estimate_seconds
@@ -44,6 +44,7 @@ LABELS = {
     "sum_log_prob_gradient": "∇ₓ Σ log p (1/K view)", "integrated_gradients": "Integrated Gradients",
     "smoothgrad": "SmoothGrad", "input_x_gradient": "Input × Gradient", "guided_backprop": "Guided Backprop",
     "deeplift": "DeepLIFT", "occlusion": "Occlusion", "gradcam": "Grad-CAM",
+    "authors": "The authors' (Xavier init, no BatchNorm γ, Adam ε 1e-4)", "torch": "PyTorch's defaults",
     "next": "next class (y + 1) mod K", "least_likely": "least likely class", "random": "random other class",
 }
 
@@ -462,12 +463,16 @@ def train_form(key: str = "train") -> TrainConfig | None:
         left, middle, right = st.columns(3)
         dataset = left.selectbox("Dataset", available, index=available.index("mnist") if "mnist" in available else 0,
                                  key=f"{key}.dataset")
-        model = left.selectbox("Model", sorted(MODELS), index=sorted(MODELS).index("small_cnn"), key=f"{key}.model")
+        model = left.selectbox("Model", sorted(MODELS), index=sorted(MODELS).index(DEFAULT_MODEL), key=f"{key}.model")
+        recipe = left.selectbox("Recipe", list(RECIPES), format_func=label, key=f"{key}.recipe",
+                                help="Weight init, BatchNorm's scale and Adam's ε (PAPER.md §2: at the authors' λ "
+                                     "PyTorch's defaults lose clean accuracy).")
         activation = left.selectbox("Activation", ACTIVATIONS, key=f"{key}.activation")
         regularizer = middle.selectbox("Regularizer", sorted(REGULARIZERS), format_func=label,
                                        index=sorted(REGULARIZERS).index("grad_y"), key=f"{key}.regularizer")
-        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, 10.0, format="%g", key=f"{key}.lam",
-                                  help="The authors' TensorFlow λ ÷ 512; ignored without a regularizer.")
+        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, explore.AUTHORS_LAMBDAS["grad_y"], format="%g",
+                                  key=f"{key}.lam", help="The authors' TensorFlow λ ÷ 512 (their MNIST choice: 110); "
+                                                         "ignored without a regularizer.")
         defence = middle.selectbox("Defence", DEFENCES, format_func=label, key=f"{key}.defence")
         epochs = right.number_input("Epochs", 1, limit("epochs"), 2, key=f"{key}.epochs")
         n_train = right.number_input("Training images", 100, 55000, 10000, step=1000, key=f"{key}.n_train")
@@ -476,9 +481,9 @@ def train_form(key: str = "train") -> TrainConfig | None:
         if not st.form_submit_button("Train", type="primary"):
             return None
     try:
-        config = TrainConfig(dataset=dataset, model=model, activation=activation, regularizer=regularizer,
-                             lam=float(lam) if regularizer != "none" else 0.0, defence=defence, epochs=int(epochs),
-                             n_train=int(n_train), lr=float(lr), seed=int(seed))
+        config = with_recipe(TrainConfig(dataset=dataset, model=model, activation=activation, regularizer=regularizer,
+                                         lam=float(lam) if regularizer != "none" else 0.0, defence=defence,
+                                         epochs=int(epochs), n_train=int(n_train), lr=float(lr), seed=int(seed)), recipe)
     except ValueError as err:
         st.error(f"Invalid settings: {err}")
         return None

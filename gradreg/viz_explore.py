@@ -8,6 +8,8 @@ Maps use ``gradreg.viz``'s colour-blind-safe RdBu scale centred at 0 and its Cap
 
 from __future__ import annotations
 
+import math
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -149,12 +151,13 @@ SWEEP_PANELS = (
 
 
 def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, reference: Mapping[str, float] | None = None,
-                 height: int = 480) -> go.Figure:
+                 marks: Mapping[float, str] | None = None, height: int = 480) -> go.Figure:
     """Card metrics against λ_eff (log axis): one stacked panel per quantity, the current λ marked by a vertical line.
 
     Args:
         records: ``explore.lambda_sweep`` rows (``lam`` > 0 and the ``CARD_KEYS``); reference: the plain model's
-            values, drawn as dotted horizontal lines of the same colours.
+            values, drawn as dotted horizontal lines of the same colours; marks: λ → label, drawn as dashed
+            vertical lines labelled at the top (e.g. the authors' choice).
     """
     data, shapes, layout, n = [], [], {}, len(SWEEP_PANELS)
     lams = [r["lam"] for r in records]
@@ -175,7 +178,11 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
                                "y0": reference[key], "y1": reference[key], "line": {"color": COLOURS[j], "dash": "dot"}})
         shapes.append({"type": "line", "xref": f"x{suffix}", "x0": lam, "x1": lam, "yref": f"y{suffix} domain",
                        "y0": 0, "y1": 1, "line": {"color": "#000", "width": 2}})
-    layout |= {"shapes": shapes, "height": height, "margin": {"l": 60, "r": 10, "t": 30, "b": 40},
+        shapes += [{"type": "line", "xref": f"x{suffix}", "x0": at, "x1": at, "yref": f"y{suffix} domain", "y0": 0,
+                    "y1": 1, "line": {"color": "#666", "width": 1, "dash": "dash"}} for at in (marks or {})]
+    annotations = [{"x": math.log10(at), "xref": "x", "y": 1, "yref": "y domain", "text": text, "showarrow": False,
+                    "yanchor": "bottom", "font": {"size": 11, "color": "#444"}} for at, text in (marks or {}).items()]
+    layout |= {"shapes": shapes, "annotations": annotations, "height": height, "margin": {"l": 60, "r": 10, "t": 30, "b": 40},
                "legend": {"orientation": "h", "y": 1.06, "x": 0}, "hovermode": "closest"}
     return go.Figure({"data": data, "layout": layout})
 

@@ -33,8 +33,10 @@ with ui.failures("Computing the saliency maps"):
 def explorer() -> None:
     left, right = st.columns(2)
     lams = sweepable[regularizer]
-    lam = left.select_slider("λ_eff (log scale: one step per zoo model)", lams, value=lams[len(lams) // 2],
-                             format_func=lambda v: f"{v:g}", key=f"lambda.lam.{regularizer}")
+    authors = explore.AUTHORS_LAMBDAS.get(regularizer)
+    lam = left.select_slider("λ_eff (log scale: one step per zoo model)", lams, key=f"lambda.lam.{regularizer}",
+                             value=authors if authors in lams else lams[len(lams) // 2],
+                             format_func=lambda v: f"{v:g}" + (" (the authors')" if v == authors else ""))
     epsilons = explore.card_epsilons(manifest)
     eps = right.select_slider("ε of the attacks (L∞, pixel units)", epsilons, format_func=lambda v: f"{v:g}",
                               value=min(epsilons, key=lambda e: abs(e - 0.1)), key="lambda.eps")
@@ -43,10 +45,11 @@ def explorer() -> None:
     base = explore.card_values(reference["card"], eps) if reference else None
     ui.card_metrics(row, base)
     chart, maps = st.columns(2)
-    chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base), width="stretch",
+    marks = {authors: "authors' λ"} if authors else {}
+    chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",
                        key="lambda.sweep")
-    chart.caption("Dotted: the plain model. Black line: the current λ. Accuracies on the zoo's first "
-                  f"{manifest.get('n_eval', '?')} test images.")
+    chart.caption("Dotted: the plain model. Black line: the current λ; dashed: the authors' λ_eff (PAPER.md §1). "
+                  f"Accuracies on the zoo's first {manifest.get('n_eval', '?')} test images.")
     if not digits:
         maps.info("Pick at least one digit to see its input gradients.")
         return

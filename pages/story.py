@@ -85,11 +85,17 @@ elif step == 4:
     sweep = explore.lambda_sweep(manifest, "grad_y", eps)
     top = sweep[-1]
     lead = "Robustness is paid in accuracy" if top["clean"] < p["clean"] else "Here the penalty costs no accuracy"
+    authors = next((s for s in sweep if s["lam"] == explore.AUTHORS_LAMBDAS["grad_y"]), None)
+    at_authors = (f" At the authors' own choice, λ_eff = {authors['lam']:g} (`{authors['name']}`), it keeps "
+                  f"{authors['clean']:.1%}." if authors else "")
     st.markdown(f"{lead}: clean accuracy {p['clean']:.1%} for plain, {r['clean']:.1%} at λ_eff = {lam:g}, "
-                f"{top['clean']:.1%} at the zoo's largest λ_eff = {top['lam']:g}. The authors chose λ on transferred "
-                "FGSM examples and warn that too large a λ costs accuracy.")
-    st.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=p), width="stretch", key="story.sweep")
-    st.caption("Dotted: the plain model. Black line: the story's λ. From the zoo's cards.")
+                f"{top['clean']:.1%} at the zoo's largest λ_eff = {top['lam']:g}.{at_authors} The authors chose λ on "
+                "transferred FGSM examples and warn that too large a λ costs accuracy; how much also depends on the "
+                "network and its training (the README's recipe ablation).")
+    marks = {authors["lam"]: "authors' λ"} if authors else {}
+    st.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=p, marks=marks), width="stretch",
+                    key="story.sweep")
+    st.caption("Dotted: the plain model. Black line: the story's λ; dashed: the authors'. From the zoo's cards.")
 else:
     others = [name for name in ("fgsm_at", "pgd_at") if name in cards]
     listing = "; ".join(f"`{name}` FGSM {cards[name]['fgsm']:.1%}, PGD {cards[name]['pgd']:.1%}" for name in others)
