@@ -5,6 +5,7 @@ import streamlit as st
 from gradreg import ui
 
 st.set_page_config(page_title="gradreg", page_icon="∇", layout="wide")
+ui.use_threads()
 
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

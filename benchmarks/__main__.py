@@ -50,10 +50,10 @@ def _zoo_dir() -> Path:
 
 def _model_and_images(device: torch.device, n: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
     """The zoo's plain model (frozen, eval), or a fresh small_cnn when no zoo is there, and ``n`` test images."""
-    from gradreg.checkpoints import load
-    from gradreg.data import load_dataset
-    from gradreg.models import build_model
-    from gradreg.zoo import read_manifest
+    from gradreg.core.data import load_dataset
+    from gradreg.core.models import build_model
+    from gradreg.paper.zoo import read_manifest
+    from gradreg.training.checkpoints import load
 
     manifest = read_manifest(_zoo_dir())
     plain = next((m for m in (manifest or {}).get("models", []) if m["name"] == "plain"), None)
@@ -69,7 +69,7 @@ def _model_and_images(device: torch.device, n: int) -> tuple[torch.nn.Module, to
 
 
 def _zoo_rows() -> tuple[list, dict]:
-    from gradreg.zoo import read_manifest
+    from gradreg.paper.zoo import read_manifest
 
     manifest = read_manifest(_zoo_dir()) or {}
     seconds = manifest.get("built_seconds")

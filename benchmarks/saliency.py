@@ -1,4 +1,4 @@
-"""Each saliency method through ``gradreg.saliency`` against the bare Captum call it wraps, 1 image and a batch.
+"""Each saliency method through ``gradreg.explain.saliency`` against the bare Captum call it wraps, 1 image and a batch.
 
 Both get the same explicit target tensor. The paper's gradient views (∇ log p, ∇ CE, ∇ Σ log p) have no Captum
 class of their own; their peer is Captum's ``Saliency`` (the target logit's gradient, one forward and backward).
@@ -18,7 +18,7 @@ def _captum_calls(model: torch.nn.Module) -> dict:
     from captum.attr import (DeepLift, GuidedBackprop, InputXGradient, IntegratedGradients, LayerAttribution,
                              LayerGradCam, NoiseTunnel, Occlusion, Saliency)
 
-    from gradreg.saliency import CHUNK, last_conv_layer
+    from gradreg.explain.saliency import CHUNK, last_conv_layer
 
     def gradient(x, t):
         return Saliency(model).attribute(x, target=t, abs=False)
@@ -47,7 +47,7 @@ def measure(model: torch.nn.Module, x: torch.Tensor, *, device: torch.device, ba
             repeats: int, methods: tuple[str, ...] | None = None) -> tuple[list, dict]:
     """Rows (gradreg over Captum per method and batch size) and the raw seconds; 1-image cases get four times
     ``repeats`` rounds."""
-    from gradreg.saliency import SALIENCY_METHODS, saliency
+    from gradreg.explain.saliency import SALIENCY_METHODS, saliency
 
     peers = _captum_calls(model)
     names = [m for m in (methods or SALIENCY_METHODS) if m in peers]

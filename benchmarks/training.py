@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 from benchmarks.report import row
 from benchmarks.timing import interleaved, median
-from gradreg.data import load_dataset
-from gradreg.models import build_model
-from gradreg.fastgrad import input_gradient_model
-from gradreg.regularizers import FD_STEP, cross_entropy, loss_terms, uniform_cross_entropy
+from gradreg.core.data import load_dataset
+from gradreg.core.models import build_model
+from gradreg.fastgrad.copies import input_gradient_model
+from gradreg.training.regularizers import FD_STEP, cross_entropy, loss_terms, uniform_cross_entropy
 
 LAM = {"grad_y": 10.0, "grad_uniform": 1.0, "grad_fd": 10.0}
 TARGETS = {"grad_y": 2.5, "grad_fd": 2.0}  # × a plain step (the targets)

@@ -1,5 +1,5 @@
 import sys
 
-from gradreg.cli import main
+from gradreg.cli.main import main
 
 sys.exit(main())

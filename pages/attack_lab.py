@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz_explore
+from gradreg import ui
+from gradreg.lessons import panels, zoo_views
+from gradreg.viz import page_figures
 
 ui.routed()
 ui.share("attack.", "curves.")
 st.title("Attack lab")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
-default = explore.lineup(manifest) if manifest else [m["id"] for m in usable[:2]]
+default = zoo_views.lineup(manifest) if manifest else [m["id"] for m in usable[:2]]
 ids = ui.model_picker("attack", default=default, label_text="Models to attack (2–6)")
 dataset = ui.common_dataset(ids)
 if len(ids) < 2:
@@ -29,10 +31,10 @@ def lab() -> None:
         with ui.failures(f"Attacking {ui.short_name(cid)}"):
             panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["eps"], choice["target"],
                                     choice["params"], choice["saliency"])
-            st.markdown(explore.attack_summary(ui.short_name(cid), panel))
+            st.markdown(panels.attack_summary(ui.short_name(cid), panel))
             images, bars = st.columns([5, 2])
-            images.plotly_chart(viz_explore.attack_row(panel), width="stretch", key=f"attack.row.{cid}")
-            bars.plotly_chart(viz_explore.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")
+            images.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"attack.row.{cid}")
+            bars.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")
 
 
 @ui.fragment
@@ -46,7 +48,7 @@ def curves() -> None:
     epsilons = [round(top * i / 6, 4) for i in range(7)]
     with ui.failures("Computing the curves"):
         records = ui.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
-        st.plotly_chart(viz_explore.accuracy_curves(records), width="stretch", key="curves.chart")
+        st.plotly_chart(page_figures.accuracy_curves(records), width="stretch", key="curves.chart")
         st.caption("Default knobs of each attack (PGD: 40 steps, random start). Every point is cached, so adding "
                    "a model computes only its curve.")
 

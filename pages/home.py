@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, urlstate
+from gradreg import ui
+from gradreg.lessons import zoo_views
+from gradreg.ui import urlstate
 
 ui.routed()
 ui.share()
@@ -24,7 +26,7 @@ and a gradient-free attack to check.
 """
 )
 manifest = ui.zoo()
-pair = explore.showcase(manifest) if manifest else None
+pair = zoo_views.showcase(manifest) if manifest else None
 st.subheader("Plain vs regularized input gradients")
 if pair is None:
     st.info(f"No pretrained zoo with a plain and a Grad Reg (y) model in `{ui.zoo_dir()}`; build it with "

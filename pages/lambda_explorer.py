@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz_explore
+from gradreg import ui
+from gradreg.lessons import zoo_views
+from gradreg.viz import page_figures
 
 ui.routed()
 ui.share("lambda.")
@@ -11,7 +13,7 @@ st.markdown("How strength trades for accuracy: each step of the slider is one mo
             "λ_eff · mean‖∇ₓ CE‖² added to its loss. The numbers come from the zoo's cards (white-box attacks "
             "on the model itself, and FGSM examples crafted on the plain model); the maps are computed live.")
 manifest = ui.zoo_or_stop()
-grid = explore.lambda_grid(manifest)
+grid = zoo_views.lambda_grid(manifest)
 sweepable = {name: lams for name, lams in grid.items() if len(lams) > 1}
 single = [f"{ui.label(name)} (λ = {lams[0]:g})" for name, lams in grid.items() if len(lams) == 1]
 if not sweepable:
@@ -21,10 +23,10 @@ regularizer = st.segmented_control("Regularizer", list(sweepable), default=next(
                                    format_func=ui.label, key="lambda.regularizer")
 if single:
     st.caption(f"The zoo has a single λ for {', '.join(single)}: no sweep; compare them in the Attack lab.")
-dataset, reference = manifest["dataset"], explore.reference_entry(manifest)
+dataset, reference = manifest["dataset"], zoo_views.reference_entry(manifest)
 with ui.failures("Loading the test images", stop=True):
     digits = ui.digits_picker("lambda", dataset)
-sweep_ids = [r["id"] for r in explore.lambda_sweep(manifest, regularizer, 0.1)]
+sweep_ids = [r["id"] for r in zoo_views.lambda_sweep(manifest, regularizer, 0.1)]
 with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
 
@@ -33,20 +35,20 @@ with ui.failures("Computing the saliency maps"):
 def explorer() -> None:
     left, right = st.columns(2)
     lams = sweepable[regularizer]
-    authors = explore.AUTHORS_LAMBDAS.get(regularizer)
+    authors = zoo_views.AUTHORS_LAMBDAS.get(regularizer)
     lam = left.select_slider("λ_eff (log scale: one step per zoo model)", lams, key=f"lambda.lam.{regularizer}",
                              value=authors if authors in lams else lams[len(lams) // 2],
                              format_func=lambda v: f"{v:g}" + (" (the authors')" if v == authors else ""))
-    epsilons = explore.card_epsilons(manifest)
+    epsilons = zoo_views.card_epsilons(manifest)
     eps = right.select_slider("ε of the attacks (L∞, pixel units)", epsilons, format_func=lambda v: f"{v:g}",
                               value=min(epsilons, key=lambda e: abs(e - 0.1)), key="lambda.eps")
-    sweep = explore.lambda_sweep(manifest, regularizer, eps)
+    sweep = zoo_views.lambda_sweep(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
-    base = explore.card_values(reference["card"], eps) if reference else None
+    base = zoo_views.card_values(reference["card"], eps) if reference else None
     ui.card_metrics(row, base)
     chart, maps = st.columns(2)
     marks = {authors: "authors' λ"} if authors else {}
-    chart.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",
+    chart.plotly_chart(page_figures.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",
                        key="lambda.sweep")
     chart.caption("Dotted: the plain model. Black line: the current λ; dashed: the authors' λ_eff (PAPER.md §1). "
                   f"Accuracies on the zoo's first {manifest.get('n_eval', '?')} test images.")

@@ -3,8 +3,10 @@ transferred from the plain model, their exactly-zero gradients and the masking c
 
 import streamlit as st
 
-from gradreg import lessons, masking_lesson, ui, viz_lessons
-from gradreg.masking import masking_checks
+from gradreg import ui
+from gradreg.evaluation.masking import masking_checks
+from gradreg.lessons import masking, zoo_views
+from gradreg.viz import lesson_figures
 
 COLUMNS = {"fgsm": "white-box FGSM", "pgd": "PGD", "square": "Square (gradient-free)", "transfer": "FGSM from plain"}
 
@@ -13,8 +15,8 @@ ui.share("masking.")
 st.title("Gradient masking, as a lesson")
 manifest = ui.zoo()
 ui.usable_models_or_stop()
-ids, missing = lessons.role_ids(manifest, masking_lesson.MASKING_ROLES)
-plain = lessons.role_ids(manifest, ("plain",))[0]
+ids, missing = zoo_views.role_ids(manifest, masking.MASKING_ROLES)
+plain = zoo_views.role_ids(manifest, ("plain",))[0]
 if missing:
     st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: the lesson compares the others.")
 dataset = ui.common_dataset(ids + plain)
@@ -33,7 +35,7 @@ if ui.advanced():  # teacher mode: the link's values (or these defaults), no con
 n, steps, queries = (int(st.session_state.get(key, value)) for key, value in budget.items())
 ui.within_limits(images=n, attack_steps=steps, queries=queries)
 names = {cid: ui.short_name(cid) for cid in ids}
-roles = {names[cid]: role for cid, role in lessons.zoo_roles(manifest).items() if cid in names}
+roles = {names[cid]: role for cid, role in zoo_views.zoo_roles(manifest).items() if cid in names}
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -52,8 +54,8 @@ def lesson() -> None:
             status.update(label=f"Attacking {names[cid]} (FGSM, PGD, Square, transfer)…")
             results[names[cid]] = checks(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
         status.update(label=f"{len(ids)} defences attacked at ε = {eps:g} on {n} images", state="complete")
-    rows = [masking_lesson.lesson_row(name, records, eps) for name, records in results.items()]
-    st.plotly_chart(viz_lessons.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")
+    rows = [masking.lesson_row(name, records, eps) for name, records in results.items()]
+    st.plotly_chart(lesson_figures.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")
     table = [{"model": r["model"], **{COLUMNS[c]: r[c] for c in COLUMNS},
               "zero-gradient images": r["zero_gradient_fraction"]} for r in rows]
     percent = st.column_config.NumberColumn(format="percent")
@@ -63,14 +65,14 @@ def lesson() -> None:
     if not has_distill:
         st.caption("Without a distilled model the lesson's main character is missing; the other defences still "
                    "show which attack is strongest on each.")
-    for sentence in masking_lesson.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
+    for sentence in masking.masking_story(rows, eps=eps, roles=roles, labels=COLUMNS):
         st.markdown(f"- {sentence}")
     st.subheader("Masking checks")
     marks = {"pass": "pass", "fail": "FAIL", "skipped": "skipped"}  # emoji do not render in every canvas font
     st.dataframe([{"model": r["model"], **{c: marks[v] for c, v in r["verdicts"].items()}} for r in rows],
                  hide_index=True, width="stretch", key="masking.verdicts")
     with st.expander("What each check measured"):
-        st.dataframe(masking_lesson.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
+        st.dataframe(masking.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
     source = ui.short_name(plain[0]) if plain else "—"
     st.caption("fail = masking suspected (Athalye et al. 2018; Carlini et al. 2019). large_eps runs PGD at ε = 0.5 "
                f"and expects ≤ 10 % accuracy; transfer uses FGSM crafted on {source}.")

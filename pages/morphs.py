@@ -3,7 +3,9 @@ model, whose target-class rate stands in for the paper's human study (PAPER.md Â
 
 import streamlit as st
 
-from gradreg import lessons, ui, viz_lessons
+from gradreg import ui
+from gradreg.lessons import morphs, zoo_views
+from gradreg.viz import lesson_figures
 
 ui.routed()
 ui.share("morphs.")
@@ -14,7 +16,7 @@ st.markdown("Iterated TGSM pushes the first test image of each class toward ever
             "for the paper's human study.")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
-default, missing = lessons.role_ids(manifest, ("plain", "grad_y", "fgsm_at", "distill"))
+default, missing = zoo_views.role_ids(manifest, ("plain", "grad_y", "fgsm_at", "distill"))
 if missing:
     st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: pick from the models it has.")
 ids = ui.model_picker("morphs", default=default or [m["id"] for m in usable[:2]], max_selections=4,
@@ -24,7 +26,7 @@ if not ids or dataset is None:
     st.info("Pick one to four models trained on the same dataset.")
     st.stop()
 candidates = [m["id"] for m in ui.usable_models(dataset)]
-judge_default = lessons.judge_id(manifest)
+judge_default = zoo_views.judge_id(manifest)
 judge_default = judge_default if judge_default in candidates else next((c for c in candidates if c not in ids),
                                                                      candidates[0])
 classes = ui.gallery(dataset)
@@ -34,17 +36,17 @@ firsts = tuple(classes[k][0] for k in sorted(classes))  # the first test image o
 @st.cache_data(show_spinner=False, max_entries=128)
 def grid(cid: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int, eps: float) -> dict:
     x, y = ui.test_batch(dataset, indices)
-    return lessons.morph_grid(ui.load_model(cid), x, y, steps=steps, eps=eps, judge=ui.load_model(judge))
+    return morphs.morph_grid(ui.load_model(cid), x, y, steps=steps, eps=eps, judge=ui.load_model(judge))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def rates(cid: str, judge: str, dataset: str, n: int, steps: int, eps: float) -> dict:
     x, y = ui.test_batch(dataset, tuple(range(n)))
-    return lessons.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, eps=eps)
+    return morphs.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, eps=eps)
 
 
 @ui.fragment
-def morphs() -> None:
+def lesson() -> None:
     left, middle, right, last = st.columns([3, 2, 2, 2])
     judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
                            format_func=ui.short_name, key="morphs.judge")
@@ -57,7 +59,7 @@ def morphs() -> None:
         st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
     with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the gridsâ€¦"):
         grids = {ui.short_name(cid): grid(cid, judge, dataset, firsts, steps, eps) for cid in ids}
-        rows = [lessons.morph_row(ui.short_name(cid), grids[ui.short_name(cid)], rates(cid, judge, dataset, n, steps,
+        rows = [morphs.morph_row(ui.short_name(cid), grids[ui.short_name(cid)], rates(cid, judge, dataset, n, steps,
                                                                                      eps)) for cid in ids]
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(rows, hide_index=True, width="stretch",
@@ -70,9 +72,9 @@ def morphs() -> None:
     columns = st.columns(2)
     for i, (name, result) in enumerate(grids.items()):
         title = f"{name}: judge reads the target in {result['judge_target_rate']:.0%} of the cells"
-        columns[i % 2].plotly_chart(viz_lessons.morph_figure(result, title=title), width="stretch",
+        columns[i % 2].plotly_chart(lesson_figures.morph_figure(result, title=title), width="stretch",
                                     key=f"morphs.grid.{name}")
     st.caption("Corner digit: the judge's reading of each cell, green when it is the target class.")
 
 
-morphs()
+lesson()

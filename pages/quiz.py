@@ -4,10 +4,12 @@ import random
 
 import streamlit as st
 
-from gradreg import quiz, ui, viz_explore
+from gradreg import ui
+from gradreg.lessons import quiz
+from gradreg.viz import page_figures
 
 ui.routed()
-ui.share("quiz.")  # the keys "quiz.…" that gradreg.urlstate knows travel in the URL
+ui.share("quiz.")  # the keys "quiz.…" that gradreg.ui.urlstate knows travel in the URL
 st.title("Quiz: which model made this?")
 manifest = ui.zoo_or_stop()
 candidates = quiz.candidates(manifest)
@@ -63,7 +65,7 @@ else:
     cells = [[{"z": q["image"], "kind": "gray", "name": "digit"}, {"z": q["shown"], "kind": "gray", "name": "adv."},
               {"z": q["delta"], "kind": "signed", "level": q["eps"], "name": "perturbation"}]]
     columns = ["test digit", "adversarial", "perturbation"]
-st.plotly_chart(viz_explore.image_grid(cells, column_titles=columns, cell_px=220), width="content", key="quiz.picture")
+st.plotly_chart(page_figures.image_grid(cells, column_titles=columns, cell_px=220), width="content", key="quiz.picture")
 for column, name in zip(st.columns(len(q["choices"])), q["choices"]):
     column.button(titles[name], key=f"quiz.choice.{name}", on_click=answer, args=(seed, name, q["answer"]),
                   disabled=seed in answers, width="stretch")

@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz_explore
+from gradreg import ui
+from gradreg.lessons import zoo_views
+from gradreg.viz import page_figures
 
 ui.routed()
 ui.share("saliency.")
 st.title("Saliency compare")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
-default = explore.lineup(manifest, count=3) if manifest else [m["id"] for m in usable[:2]]
+default = zoo_views.lineup(manifest, count=3) if manifest else [m["id"] for m in usable[:2]]
 ids = ui.model_picker("saliency", default=default, max_selections=4, label_text="Models (1–4)")
 dataset = ui.common_dataset(ids)
 if dataset is None:
@@ -47,6 +49,6 @@ st.subheader("Randomization sanity check")
 method = st.selectbox("Method", methods or ui.saliency_methods(), format_func=ui.label, key="saliency.random")
 if digits:
     with ui.failures("The randomization check"):
-        st.plotly_chart(viz_explore.randomization_curves(ui.randomization_table(ids, dataset, digits, method)),
+        st.plotly_chart(page_figures.randomization_curves(ui.randomization_table(ids, dataset, digits, method)),
                         width="stretch", key="saliency.randomization")
     st.caption("Layers are re-initialized from the output down; a sound method's maps should decorrelate quickly.")

@@ -2,13 +2,15 @@
 
 import streamlit as st
 
-from gradreg import explore, ui, viz_explore
+from gradreg import ui
+from gradreg.lessons import panels, zoo_views
+from gradreg.viz import page_figures
 
 ui.routed()
-ui.share("story.")  # the keys "story.…" that gradreg.urlstate knows travel in the URL
+ui.share("story.")  # the keys "story.…" that gradreg.ui.urlstate knows travel in the URL
 st.title("The paper's story")
 manifest = ui.zoo_or_stop()
-plain, pair = explore.reference_entry(manifest), explore.showcase(manifest)
+plain, pair = zoo_views.reference_entry(manifest), zoo_views.showcase(manifest)
 if plain is None or pair is None:
     st.info("The story needs the zoo's plain model and a Grad Reg (y) model; build it with `python -m gradreg zoo`.")
     st.stop()
@@ -26,10 +28,10 @@ def move(by: int) -> None:
 
 step = st.segmented_control("Step", range(len(STEPS)), required=True, key="story.step",
                             format_func=lambda i: f"{i + 1}. {STEPS[i]}")
-epsilons = explore.card_epsilons(manifest)
+epsilons = zoo_views.card_epsilons(manifest)
 eps = st.select_slider("ε of the attacks (L∞, pixel units)", epsilons, key="story.eps",
                        value=min(epsilons, key=lambda e: abs(e - 0.1)), format_func=lambda v: f"{v:g}")
-cards = {name: explore.card_values(entry["card"], eps) for name, entry in by_name.items()}
+cards = {name: zoo_views.card_values(entry["card"], eps) for name, entry in by_name.items()}
 p, r, lam = cards[plain["name"]], cards[regular["name"]], regular["config"]["lam"]
 digits = tuple(indices[0] for indices in ui.gallery(dataset).values())[:4]
 
@@ -44,10 +46,10 @@ def maps(rows: dict[str, str]) -> None:
 def attacked(entry: dict) -> None:
     with ui.failures(f"Attacking {entry['name']}"):
         panel = ui.attack_panel(entry["id"], dataset, digits[0], "fgsm", eps, None, (), "input_gradient")
-        st.markdown(explore.attack_summary(entry["name"], panel))
+        st.markdown(panels.attack_summary(entry["name"], panel))
         left, right = st.columns([5, 2])
-        left.plotly_chart(viz_explore.attack_row(panel), width="stretch", key=f"story.row.{step}")
-        right.plotly_chart(viz_explore.probability_pair(panel), width="stretch", key=f"story.bars.{step}")
+        left.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"story.row.{step}")
+        right.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"story.bars.{step}")
 
 
 if step == 0:
@@ -61,7 +63,7 @@ elif step == 1:
                 "a person barely notices. Move ε and watch the digit below.")
     attacked(plain)
 elif step == 2:
-    grid = explore.lambda_grid(manifest).get("grad_y", [])
+    grid = zoo_views.lambda_grid(manifest).get("grad_y", [])
     st.markdown("Ross & Doshi-Velez add the squared input gradient of the loss to the training objective "
                 "(double backpropagation): a model may only be sensitive where the data says it must be.")
     st.latex(r"\mathcal{L} = \frac{1}{N}\sum_n \mathrm{CE}(y_n, f(x_n)) + \lambda \frac{1}{N}\sum_n "
@@ -69,7 +71,7 @@ elif step == 2:
     st.markdown(f"The zoo trains it at λ_eff ∈ {{{', '.join(f'{v:g}' for v in grid)}}}. Pick one: its card against "
                 "the plain model's.")
     chosen = st.select_slider("λ_eff", grid, value=lam, format_func=lambda v: f"{v:g}", key="story.lam")
-    row = next(s for s in explore.lambda_sweep(manifest, "grad_y", eps) if s["lam"] == chosen)
+    row = next(s for s in zoo_views.lambda_sweep(manifest, "grad_y", eps) if s["lam"] == chosen)
     ui.card_metrics(row, p)
 elif step == 3:
     trend = "drops" if r["grad_norm"] < p["grad_norm"] else "rises"
@@ -82,10 +84,10 @@ elif step == 3:
     maps({plain["name"]: plain["id"], regular["name"]: regular["id"]})
     attacked(regular)
 elif step == 4:
-    sweep = explore.lambda_sweep(manifest, "grad_y", eps)
+    sweep = zoo_views.lambda_sweep(manifest, "grad_y", eps)
     top = sweep[-1]
     lead = "Robustness is paid in accuracy" if top["clean"] < p["clean"] else "Here the penalty costs no accuracy"
-    authors = next((s for s in sweep if s["lam"] == explore.AUTHORS_LAMBDAS["grad_y"]), None)
+    authors = next((s for s in sweep if s["lam"] == zoo_views.AUTHORS_LAMBDAS["grad_y"]), None)
     at_authors = (f" At the authors' own choice, λ_eff = {authors['lam']:g} (`{authors['name']}`), it keeps "
                   f"{authors['clean']:.1%}." if authors else "")
     st.markdown(f"{lead}: clean accuracy {p['clean']:.1%} for plain, {r['clean']:.1%} at λ_eff = {lam:g}, "
@@ -93,7 +95,7 @@ elif step == 4:
                 "transferred FGSM examples and warn that too large a λ costs accuracy; how much also depends on the "
                 "network and its training (the README's recipe ablation).")
     marks = {authors["lam"]: "authors' λ"} if authors else {}
-    st.plotly_chart(viz_explore.lambda_sweep(sweep, lam=lam, reference=p, marks=marks), width="stretch",
+    st.plotly_chart(page_figures.lambda_sweep(sweep, lam=lam, reference=p, marks=marks), width="stretch",
                     key="story.sweep")
     st.caption("Dotted: the plain model. Black line: the story's λ; dashed: the authors'. From the zoo's cards.")
 else:
@@ -111,7 +113,7 @@ else:
                 "attacks in L∞, and single-step numbers flatter gradient-masked models (the Attack lab checks them).")
     records = [{"model": name, "eps": c["eps"], "accuracy": c["pgd"]} for name in [plain["name"], regular["name"],
                *others] for c in by_name[name]["card"]["curves"] if c["pgd"] is not None]
-    st.plotly_chart(viz_explore.accuracy_curves(records), width="stretch", key="story.pgd")
+    st.plotly_chart(page_figures.accuracy_curves(records), width="stretch", key="story.pgd")
     st.caption(f"PGD accuracy against ε on the zoo's first {n} test digits, from the cards.")
     if ui.advanced() and st.toggle("Check it live: PGD at this ε on the first 64 test digits", key="story.live"):
         with ui.failures("Running PGD"):

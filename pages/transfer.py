@@ -3,7 +3,9 @@ the authors' MNIST numbers sit beside ours where a cell matches theirs; a chosen
 
 import streamlit as st
 
-from gradreg import lessons, ui, viz_lessons
+from gradreg import ui
+from gradreg.lessons import transfer, zoo_views
+from gradreg.viz import lesson_figures
 
 EPSILONS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
 PGD_STEPS = 20  # half the attack's default: a 5-model matrix on 64 images then takes seconds on 2 cores
@@ -13,8 +15,8 @@ ui.share("transfer.")
 st.title("Transfer matrix")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
-roles = lessons.zoo_roles(manifest)
-default, missing = lessons.role_ids(manifest, lessons.PAPER_ROLES)
+roles = zoo_views.zoo_roles(manifest)
+default, missing = zoo_views.role_ids(manifest, transfer.PAPER_ROLES)
 if missing:
     st.info(f"This zoo has no {', '.join(map(ui.label, missing))} model: the matrix uses the paper's models it has.")
 ids = ui.model_picker("transfer", default=default or [m["id"] for m in usable[:3]],
@@ -33,21 +35,21 @@ names = {cid: ui.short_name(cid) for cid in ids}
 def matrix(ids: tuple[str, ...], dataset: str, n: int, method: str, eps: float) -> list[dict]:
     x, y = ui.test_batch(dataset, tuple(range(n)))
     params = {"steps": PGD_STEPS} if method == "pgd" else {}
-    return lessons.transfer_cells({cid: ui.load_model(cid) for cid in ids}, x, y, method=method, eps=eps, **params)
+    return transfer.transfer_cells({cid: ui.load_model(cid) for cid in ids}, x, y, method=method, eps=eps, **params)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def examples(source: str, model: str, dataset: str, n: int, method: str, eps: float) -> dict:
     x, y = ui.test_batch(dataset, tuple(range(n)))
     params = {"steps": PGD_STEPS} if method == "pgd" else {}
-    return lessons.cell_examples(ui.load_model(source), ui.load_model(model), x, y, method=method, eps=eps,
+    return transfer.cell_examples(ui.load_model(source), ui.load_model(model), x, y, method=method, eps=eps,
                                  **params)
 
 
 @ui.fragment
 def panel() -> None:
     left, right = st.columns([2, 3])
-    method = left.radio("Attack", lessons.TRANSFER_METHODS, format_func=ui.label, horizontal=True,
+    method = left.radio("Attack", transfer.TRANSFER_METHODS, format_func=ui.label, horizontal=True,
                         key="transfer.method")
     eps = float(right.select_slider("ε (L∞ radius)", EPSILONS, value=0.2, key="transfer.eps"))
     source_col, model_col = st.columns(2)
@@ -56,9 +58,9 @@ def panel() -> None:
     working = f"{ui.label(method)} from {len(ids)} sources at ε = {eps:g}…"
     with ui.failures("The transfer matrix"), st.spinner(working):
         records = matrix(tuple(ids), dataset, n, method, eps)
-        paper = {(s, m): v for s in ids for m in ids if (v := lessons.paper_accuracy(
+        paper = {(s, m): v for s in ids for m in ids if (v := transfer.paper_accuracy(
             roles.get(s), roles.get(m), method=method, eps=eps, dataset=dataset)) is not None}
-        st.plotly_chart(viz_lessons.transfer_figure(records, names=names, paper=paper, selected=(source, model),
+        st.plotly_chart(lesson_figures.transfer_figure(records, names=names, paper=paper, selected=(source, model),
                                                     title=f"{ui.label(method)} accuracy at ε = {eps:g}"),
                         width="stretch", key="transfer.matrix")
         st.caption("Rows craft, columns are scored; the diagonal is the white-box attack. "
@@ -72,7 +74,7 @@ def panel() -> None:
                     f"{cell['n']} crafted images; {cell['n_fooled']} fool it and the two models disagree on "
                     f"{cell['n_disagree']}. First the fooling ones, then the disagreements (column title: label → "
                     f"{names[model]}'s answer).")
-        st.plotly_chart(viz_lessons.cell_figure(cell), width="stretch", key="transfer.examples")
+        st.plotly_chart(lesson_figures.cell_figure(cell), width="stretch", key="transfer.examples")
 
 
 panel()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gradreg import TrainConfig, load_dataset, save, train
-from gradreg.config import RECIPES
-from gradreg.models import build_model
+from gradreg.core.config import RECIPES
+from gradreg.core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # The quick test network learns the synthetic set in one epoch with PyTorch's init; the authors' recipe (the
@@ -53,7 +53,7 @@ def tiny_ckpt_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_ckpt_dir):
     """The tiny trained small_cnn, eval mode, frozen parameters (like a model shared by the app)."""
-    from gradreg.checkpoints import list_checkpoints, load
+    from gradreg.training.checkpoints import list_checkpoints, load
 
     (info,) = list_checkpoints(tiny_ckpt_dir)
     return load(info.path).build(frozen=True)
@@ -62,7 +62,7 @@ def tiny_model(tiny_ckpt_dir):
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory):
     """A zoo of five small_cnn models on synthetic data (plain, grad_y at λ 0.1/1/10, FGSM-AT) with their cards."""
-    from gradreg.zoo import build_zoo, zoo_configs
+    from gradreg.paper.zoo import build_zoo, zoo_configs
 
     root = tmp_path_factory.mktemp("tiny_zoo")
     threads = torch.get_num_threads()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gradreg import urlstate
 from gradreg.attacks import ATTACKS
+from gradreg.ui import urlstate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradreg.attacks import ATTACKS, TARGETS, attack, eval_mode, fgsm, get_attack, pgd, resolve_target
-from gradreg.evaluate import accuracy
-from gradreg.jsma import _best_pairs
-from gradreg.models import build_model
+from gradreg.attacks import ATTACKS, TARGETS, attack, fgsm, get_attack, pgd, resolve_target
+from gradreg.attacks.saliency_map import _best_pairs
+from gradreg.core.models import build_model
+from gradreg.core.modules import eval_mode
+from gradreg.evaluation.accuracy import accuracy
 
 METHODS = sorted(ATTACKS)
 TARGETED = sorted(name for name, spec in ATTACKS.items() if spec.targeted)

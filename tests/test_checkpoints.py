@@ -11,8 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from gradreg import TrainConfig, checkpoints
-from gradreg.checkpoints import CheckpointError, inspect, list_checkpoints, load, load_or_train, save
+from gradreg import TrainConfig
+from gradreg.training import checkpoints
+from gradreg.training.checkpoints import CheckpointError, inspect, list_checkpoints, load, save
+from gradreg.training.reuse import load_or_train
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradreg.cli import main
+from gradreg.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

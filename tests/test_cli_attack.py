@@ -8,8 +8,8 @@ import json
 import pytest
 
 from gradreg import TrainConfig, save, train
-from gradreg.checkpoints import list_checkpoints
-from gradreg.cli import main
+from gradreg.cli.main import main
+from gradreg.training.checkpoints import list_checkpoints
 
 
 @pytest.fixture(scope="module")

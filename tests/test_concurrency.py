@@ -24,8 +24,9 @@ import pytest
 import torch
 from test_browser import server  # noqa: F401 (the fixture)
 
-from gradreg import explore
-from gradreg.config import TrainConfig
+from gradreg.core.config import TrainConfig
+from gradreg.lessons import panels
+from gradreg.training import jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = 16
@@ -78,16 +79,16 @@ def _requests(cid: str) -> list[tuple]:
 
 def _alone(ui, model, name: str, args: tuple):
     """The same request computed directly by ``gradreg.explore`` / ``gradreg.evaluate``, no cache, one thread."""
-    from gradreg.evaluate import robust_accuracy
+    from gradreg.evaluation.accuracy import robust_accuracy
 
     if name == "attack_panel":
         cid, data, index, method, eps, target, params, sal = args
         x, y = ui.test_batch(data, (index,))
-        return explore.attack_panel(model, x, y, method=method, eps=eps, target=target, saliency_method=sal,
+        return panels.attack_panel(model, x, y, method=method, eps=eps, target=target, saliency_method=sal,
                                     **dict(params))
     if name == "saliency_maps":
         cid, data, indices, method = args
-        return explore.saliency_maps(model, ui.test_batch(data, indices)[0], method=method)
+        return panels.saliency_maps(model, ui.test_batch(data, indices)[0], method=method)
     cid, data, n, method, eps, params = args
     x, y = ui.test_batch(data, tuple(range(n)))
     return robust_accuracy(model, x, y, method=method, epsilons=[eps], **dict(params))[0]["accuracy"]
@@ -139,7 +140,7 @@ def test_sixteen_sessions_share_a_model_without_cross_talk(ui, tmp_path):
     assert len(requests) == SESSIONS
     alone = [_alone(ui, model, name, args) for name, args in requests]
     rss = [_rss_mb()]
-    job = explore.TrainingJob(TrainConfig(dataset="synthetic", epochs=2, batch_size=32, n_train=600),
+    job = jobs.TrainingJob(TrainConfig(dataset="synthetic", epochs=2, batch_size=32, n_train=600),
                               root=tmp_path).start()
     # Round 1: through gradreg.ui (cache misses: the first call computes on the shared cached model).
     results, errors = _hammer(lambda i: getattr(ui, requests[i][0])(*requests[i][1]), SESSIONS)
@@ -180,11 +181,11 @@ def test_a_training_run_does_not_freeze_the_others(ui, tmp_path):
     x, y = ui.test_batch("synthetic", (5,))
 
     def panel() -> dict:
-        return explore.attack_panel(model, x, y, method="pgd", eps=0.1, steps=10, saliency_method="input_gradient")
+        return panels.attack_panel(model, x, y, method="pgd", eps=0.1, steps=10, saliency_method="input_gradient")
 
     panel()
     idle = _latency(panel, 15)
-    job = explore.TrainingJob(TrainConfig(dataset="synthetic", epochs=50, batch_size=32, n_train=600),
+    job = jobs.TrainingJob(TrainConfig(dataset="synthetic", epochs=50, batch_size=32, n_train=600),
                               root=tmp_path).start()
     try:
         while job.snapshot()["batch"] == 0 and job.snapshot()["state"] == "running":

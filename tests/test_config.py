@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from gradreg.config import TrainConfig, config_id, lam_from_authors
+from gradreg.core.config import TrainConfig, config_id, lam_from_authors
 
 
 def test_authors_lambda_converts_by_512():
@@ -38,7 +38,8 @@ def test_config_id_is_readable_and_stable_across_processes():
     config = TrainConfig(regularizer="grad_y", lam=10.0)
     here = config_id(config)
     assert here.startswith("mnist-small_cnn-grad_y-lam10-none-e3-")
-    code = "from gradreg.config import TrainConfig, config_id; print(config_id(TrainConfig(regularizer='grad_y', lam=10.0)))"
+    code = ("from gradreg.core.config import TrainConfig, config_id; "
+            "print(config_id(TrainConfig(regularizer='grad_y', lam=10.0)))")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert here == there
 

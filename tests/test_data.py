@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from gradreg import data
-from gradreg.data import (MNIST_MD5, CorruptDataset, DatasetUnavailable, load_dataset, load_raw, read_idx_dir,
-                          stratified_indices)
+from gradreg.core import data
+from gradreg.core.data import (MNIST_MD5, CorruptDataset, DatasetUnavailable, load_dataset, load_raw, read_idx_dir,
+                               stratified_indices)
 
 
 @pytest.fixture(scope="module")

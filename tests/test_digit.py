@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gradreg import digit, quiz
-from gradreg.digit import EmptyImageError, UploadError, preprocess_image
+from gradreg.lessons import digit, quiz
+from gradreg.lessons.digit import EmptyImageError, UploadError, preprocess_image
 
 
 def _png(array: np.ndarray, fmt: str = "PNG", **kw) -> bytes:
@@ -155,7 +155,7 @@ def test_react_predicts_and_attacks_a_digit(tiny_model):
 @pytest.fixture(scope="module")
 def quiz_models(tiny_model):
     """Three different models: the tiny trained CNN and two linear models with different random weights."""
-    from gradreg.models import build_model
+    from gradreg.core.models import build_model
 
     torch.manual_seed(1)
     first = build_model("linear").eval().requires_grad_(False)
@@ -178,7 +178,7 @@ def test_quiz_questions_are_deterministic_and_the_answer_is_a_choice(quiz_models
 
 def test_quiz_question_shows_the_answers_own_picture(quiz_models, synthetic):
     x, y = synthetic[0][:8], synthetic[1][:8]
-    from gradreg.saliency import saliency
+    from gradreg.explain.saliency import saliency
 
     q = quiz.make_question(quiz_models, x, y, seed=1, kind="saliency")
     expected = saliency(quiz_models[q["answer"]], x[q["index"]:q["index"] + 1], "pred", "input_gradient")
@@ -200,7 +200,7 @@ def test_quiz_rejects_bad_settings(quiz_models, synthetic):
 
 
 def test_quiz_candidates_follow_the_zoo(tiny_zoo):
-    from gradreg.zoo import read_manifest
+    from gradreg.paper.zoo import read_manifest
 
     names = [c["name"] for c in quiz.candidates(read_manifest(tiny_zoo))]
     assert names[0] == "plain" and names[1].startswith("grad_y_") and "fgsm_at" in names

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from gradreg.attacks import ATTACKS, attack
-from gradreg.evaluate import (accuracy, check_epsilons, jsma_stats, judge_target_rate, minimal_eps,
-                              robust_accuracy)
-from gradreg.masking import confidence_stats, gradient_stats, masking_checks
-from gradreg.transfer import transfer_matrix
+from gradreg.evaluation.accuracy import (accuracy, check_epsilons, jsma_stats, judge_target_rate, minimal_eps,
+                                         robust_accuracy)
+from gradreg.evaluation.masking import confidence_stats, gradient_stats, masking_checks
+from gradreg.evaluation.transfer import transfer_matrix
 
 FAST = {"pgd": {"steps": 3}, "bim": {"steps": 3}, "iterated_tgsm": {"steps": 2}, "square": {"queries": 10},
         "jsma": {"gamma": 0.02}}
@@ -205,7 +205,7 @@ def test_check_epsilons():
 
 @pytest.mark.parametrize("fgsm,pgd,verdict", [(0.95, 0.01, "fail"), (0.28, 0.0, "pass"), (0.99, 0.92, "pass")])
 def test_single_step_illusion_flags_fgsm_far_above_pgd(fgsm, pgd, verdict):
-    from gradreg.masking import _single_step_check
+    from gradreg.evaluation.masking import _single_step_check
 
     check = _single_step_check({"fgsm": {0.3: fgsm}, "pgd": {0.3: pgd}}, 0.3, 0.3)
     assert check["verdict"] == verdict and check["numbers"] == {"eps": 0.3, "fgsm": fgsm, "pgd": pgd}

@@ -1,4 +1,5 @@
-"""gradreg.explore (page data) and gradreg.viz_explore (its figures), without Streamlit."""
+"""The pages' data (gradreg.lessons.zoo_views, gradreg.lessons.panels), background training (gradreg.training.jobs)
+and the pages' figures (gradreg.viz.page_figures), without Streamlit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from gradreg import TrainConfig, explore, viz_explore
+from gradreg import TrainConfig
 from gradreg.attacks import ATTACKS
-from gradreg.saliency import saliency
+from gradreg.explain.saliency import saliency
+from gradreg.lessons import panels, zoo_views
+from gradreg.training import jobs
+from gradreg.viz import page_figures
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,33 +50,33 @@ def manifest() -> dict:
 
 
 def test_card_values_take_the_nearest_eps(manifest):
-    values = explore.card_values(manifest["models"][1]["card"], 0.19)
+    values = zoo_views.card_values(manifest["models"][1]["card"], 0.19)
     assert values["eps"] == 0.2
     assert values["fgsm"] == pytest.approx(0.8 * 0.8)
     assert values["clean"] == 0.97 and values["grad_norm"] == 0.5
-    assert explore.card_epsilons(manifest) == [0.1, 0.2, 0.3]
+    assert zoo_views.card_epsilons(manifest) == [0.1, 0.2, 0.3]
 
 
 def test_lambda_grid_and_sweep_exclude_defended_models(manifest):
-    assert explore.lambda_grid(manifest) == {"grad_uniform": [1.0], "grad_y": [0.1, 1.0, 10.0]}
-    sweep = explore.lambda_sweep(manifest, "grad_y", 0.1)
+    assert zoo_views.lambda_grid(manifest) == {"grad_uniform": [1.0], "grad_y": [0.1, 1.0, 10.0]}
+    sweep = zoo_views.lambda_sweep(manifest, "grad_y", 0.1)
     assert [r["lam"] for r in sweep] == [0.1, 1.0, 10.0]
     assert [r["name"] for r in sweep] == ["grad_y_0.1", "grad_y_1", "grad_y_10"]
-    assert set(explore.CARD_KEYS) <= set(sweep[0])
-    assert explore.reference_entry(manifest)["name"] == "plain"
+    assert set(zoo_views.CARD_KEYS) <= set(sweep[0])
+    assert zoo_views.reference_entry(manifest)["name"] == "plain"
 
 
 def test_showcase_prefers_robustness_within_the_accuracy_tolerance(manifest):
-    plain, best = explore.showcase(manifest)
+    plain, best = zoo_views.showcase(manifest)
     assert plain["name"] == "plain"
     assert best["name"] == "grad_y_10"  # 0.97 is within 0.02 of 0.99 and has the best FGSM accuracy
-    assert explore.showcase(manifest, tolerance=0.01)[1]["name"] == "grad_y_1"
-    assert explore.showcase({"models": manifest["models"][:1]}) is None
+    assert zoo_views.showcase(manifest, tolerance=0.01)[1]["name"] == "grad_y_1"
+    assert zoo_views.showcase({"models": manifest["models"][:1]}) is None
 
 
 def test_lineup_contrasts_plain_regularized_and_defended(manifest):
-    assert explore.lineup(manifest) == ["id-plain", "id-grad_y_10", "id-fgsm_at", "id-both"]
-    assert explore.lineup(manifest, count=2) == ["id-plain", "id-grad_y_10"]
+    assert zoo_views.lineup(manifest) == ["id-plain", "id-grad_y_10", "id-fgsm_at", "id-both"]
+    assert zoo_views.lineup(manifest, count=2) == ["id-plain", "id-grad_y_10"]
 
 
 def test_catalogue_lists_user_and_zoo_files_with_cards(tiny_ckpt_dir, tmp_path):
@@ -83,43 +87,43 @@ def test_catalogue_lists_user_and_zoo_files_with_cards(tiny_ckpt_dir, tmp_path):
     (zoo / checkpoint.name).write_bytes(checkpoint.read_bytes())
     (user / "broken.safetensors").write_bytes(b"\x00" * 4)
     manifest = {"models": [{"name": "plain", "id": checkpoint.stem, "card": {"clean": 0.5}}]}
-    rows = explore.catalogue(manifest, zoo, user)
+    rows = zoo_views.catalogue(manifest, zoo, user)
     assert [r["source"] for r in rows] == ["user", "zoo"]
     broken, good = rows
     assert not broken["ok"] and broken["reason"]
     assert good["ok"] and good["name"] == "plain" and good["card"] == {"clean": 0.5}
     assert good["dataset"] == "synthetic" and good["id"] == checkpoint.stem
-    assert explore.same_dataset([good, good]) == "synthetic"
-    assert explore.same_dataset([good, {**good, "dataset": "mnist"}]) is None
-    assert len(explore.catalogue(None, zoo, zoo)) == 1, "a directory given twice is listed once"
+    assert zoo_views.same_dataset([good, good]) == "synthetic"
+    assert zoo_views.same_dataset([good, {**good, "dataset": "mnist"}]) is None
+    assert len(zoo_views.catalogue(None, zoo, zoo)) == 1, "a directory given twice is listed once"
 
 
 def test_gallery_and_thumbnails(synthetic):
     x, y = synthetic
-    classes = explore.gallery(y, per_class=3)
+    classes = panels.gallery(y, per_class=3)
     assert sorted(classes) == list(range(10))
     assert all(len(v) == 3 and all(int(y[i]) == k for i in v) for k, v in classes.items())
-    strip = explore.thumbnail_strip(x[:4].numpy(), scale=2, gap=1)
+    strip = panels.thumbnail_strip(x[:4].numpy(), scale=2, gap=1)
     assert strip.dtype == np.uint8 and strip.shape == (56, 4 * 29 * 2)
 
 
 def test_saliency_maps_are_the_library_maps_as_numpy(tiny_model, synthetic):
     x, _ = synthetic
-    maps = explore.saliency_maps(tiny_model, x[:3])
+    maps = panels.saliency_maps(tiny_model, x[:3])
     assert maps.shape == (3, 1, 28, 28) and maps.dtype == np.float32
     np.testing.assert_allclose(maps, saliency(tiny_model, x[:3], "pred", "input_gradient").numpy(), rtol=1e-6)
 
 
 def test_attack_panel_fgsm(tiny_model, synthetic):
     x, y = synthetic
-    panel = explore.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.1)
+    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.1)
     assert panel["linf"] == pytest.approx(0.1, abs=1e-6)
     assert panel["image"].shape == panel["adversarial"].shape == panel["saliency_adv"].shape == (1, 28, 28)
     np.testing.assert_allclose(panel["adversarial"] - panel["image"], panel["perturbation"], atol=1e-6)
     assert panel["probs_clean"].sum() == pytest.approx(1, abs=1e-5)
     assert panel["pred_clean"] == int(panel["probs_clean"].argmax()) and panel["target"] == -1
     assert panel["label"] == int(y[0])
-    still = explore.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.0)
+    still = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.0)
     assert still["linf"] == 0 and still["l0"] == 0 and still["pred_adv"] == still["pred_clean"]
     assert all(p.grad is None for p in tiny_model.parameters()) and not tiny_model.training
 
@@ -127,47 +131,47 @@ def test_attack_panel_fgsm(tiny_model, synthetic):
 @pytest.mark.parametrize("method", sorted(name for name, spec in ATTACKS.items() if spec.targeted))
 def test_attack_panel_names_the_target(tiny_model, synthetic, method):
     x, y = synthetic
-    panel = explore.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1, target=4)
+    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1, target=4)
     assert panel["target"] == 4
-    default = explore.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1)
+    default = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1)
     assert default["target"] == (int(y[0]) + 1) % 10, "the paper's (y + 1) mod K"
 
 
 def test_eps_range_and_summary():
-    assert explore.eps_range("pgd", "l2")[1] > explore.eps_range("pgd")[1]
-    assert explore.eps_range("iterated_tgsm")[0].startswith("step size")
+    assert panels.eps_range("pgd", "l2")[1] > panels.eps_range("pgd")[1]
+    assert panels.eps_range("iterated_tgsm")[0].startswith("step size")
     panel = {"label": 3, "pred_clean": 3, "pred_adv": 5, "target": 5, "probs_clean": np.array([0.1, 0.9]),
              "probs_adv": np.array([0.2, 0.8]), "linf": 0.1, "l2": 1.0, "l0": 12}
-    assert "reached the target" in explore.attack_summary("m", panel)
-    assert "still correct" in explore.attack_summary("m", panel | {"pred_adv": 3, "target": -1})
+    assert "reached the target" in panels.attack_summary("m", panel)
+    assert "still correct" in panels.attack_summary("m", panel | {"pred_adv": 3, "target": -1})
 
 
 def test_metrics_and_randomization(tiny_model, synthetic):
     x, y = synthetic
-    row = explore.metrics_row(tiny_model, x[:4], y[:4], method="input_gradient")
+    row = panels.metrics_row(tiny_model, x[:4], y[:4], method="input_gradient")
     assert {"total_variation", "stroke_mass", "deletion_auc", "randomization_similarity"} <= set(row)
-    records = explore.randomization_records(tiny_model, x[:4], y[:4], method="input_gradient")
+    records = panels.randomization_records(tiny_model, x[:4], y[:4], method="input_gradient")
     assert records[0]["similarity"] == 1.0 and len(records) > 2
 
 
 def test_training_job_completes_and_saves(tmp_path):
     config = TrainConfig(dataset="synthetic", epochs=1, n_train=64, batch_size=32)
-    job = explore.TrainingJob(config, root=tmp_path).start()
+    job = jobs.TrainingJob(config, root=tmp_path).start()
     job.join(timeout=120)
     snapshot = job.snapshot()
     assert snapshot["state"] == "done", snapshot["error"]
     assert snapshot["result"]["id"] == job.id and 0 <= snapshot["result"]["test_accuracy"] <= 1
-    assert len(snapshot["epochs"]) == 1 and explore.progress(snapshot) == 1.0
+    assert len(snapshot["epochs"]) == 1 and jobs.progress(snapshot) == 1.0
     assert (tmp_path / f"{job.id}.safetensors").is_file()
 
 
 def test_training_job_stops_without_saving(tmp_path):
-    job = explore.TrainingJob(TrainConfig(dataset="synthetic", epochs=50, batch_size=16), root=tmp_path)
+    job = jobs.TrainingJob(TrainConfig(dataset="synthetic", epochs=50, batch_size=16), root=tmp_path)
     job.stop()
     job.start().join(timeout=120)
     snapshot = job.snapshot()
     assert snapshot["state"] == "stopped" and snapshot["batch"] == 1
-    assert 0 < explore.progress(snapshot) < 0.01
+    assert 0 < jobs.progress(snapshot) < 0.01
     assert not list(tmp_path.iterdir())
 
 
@@ -175,8 +179,8 @@ def test_training_job_reports_failures(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(explore.checkpoints, "load_or_train", broken)
-    job = explore.TrainingJob(TrainConfig(dataset="synthetic", epochs=1), root=tmp_path).start()
+    monkeypatch.setattr(jobs, "load_or_train", broken)
+    job = jobs.TrainingJob(TrainConfig(dataset="synthetic", epochs=1), root=tmp_path).start()
     job.join(timeout=30)
     assert job.snapshot()["state"] == "failed" and "disk full" in job.snapshot()["error"]
 
@@ -184,7 +188,7 @@ def test_training_job_reports_failures(tmp_path, monkeypatch):
 def test_image_grid_lays_out_square_crisp_panels():
     z = np.random.default_rng(0).normal(size=(28, 28))
     cells = [[{"z": np.abs(z) / 4, "kind": "gray"}, None], [{"z": z, "kind": "signed", "level": 2.0}] * 2]
-    figure = viz_explore.image_grid(cells, row_titles=["a", "b"], column_titles=["x", "y"], cell_px=100)
+    figure = page_figures.image_grid(cells, row_titles=["a", "b"], column_titles=["x", "y"], cell_px=100)
     assert len(figure.data) == 3
     signed = figure.data[1]
     assert signed.zmin == -2.0 and signed.zmax == 2.0 and signed.zsmooth is False
@@ -197,12 +201,12 @@ def test_map_and_method_grids_share_a_scale_per_column_or_row():
     rng = np.random.default_rng(1)
     images = rng.uniform(size=(2, 1, 28, 28))
     maps = {"plain": rng.normal(size=(2, 1, 28, 28)), "gr": 10 * rng.normal(size=(2, 1, 28, 28))}
-    shared = viz_explore.map_grid(images, maps)
+    shared = page_figures.map_grid(images, maps)
     assert len(shared.data) == 2 * 3
     assert shared.data[2].zmax == shared.data[4].zmax, "one clip level per digit column"
-    alone = viz_explore.map_grid(images, maps, shared_scale=False)
+    alone = page_figures.map_grid(images, maps, shared_scale=False)
     assert alone.data[2].zmax != alone.data[4].zmax
-    grid = viz_explore.method_grid(images[0], {"IG": {"a": maps["plain"][0], "b": maps["gr"][0]},
+    grid = page_figures.method_grid(images[0], {"IG": {"a": maps["plain"][0], "b": maps["gr"][0]},
                                                "SG": {"a": maps["plain"][1], "b": maps["gr"][1]}})
     assert len(grid.data) == 1 + 4 and grid.data[1].zmax == grid.data[2].zmax
 
@@ -213,24 +217,24 @@ def test_attack_row_probability_pair_and_curves():
              "perturbation": rng.normal(size=(1, 28, 28)) * 0.05, "saliency_clean": rng.normal(size=(1, 28, 28)),
              "saliency_adv": rng.normal(size=(1, 28, 28)), "probs_clean": rng.dirichlet(np.ones(10)),
              "probs_adv": rng.dirichlet(np.ones(10)), "label": 3, "linf": 0.05}
-    row = viz_explore.attack_row(panel)
+    row = page_figures.attack_row(panel)
     assert len(row.data) == 5 and row.data[2].zmax == 0.05
     assert row.layout.annotations[2].text == "δ ×20"
-    bars = viz_explore.probability_pair(panel)
+    bars = page_figures.probability_pair(panel)
     assert [t.name for t in bars.data] == ["clean", "adversarial"] and bars.data[0].marker.line.width[3] == 2
-    curves = viz_explore.training_curves([{"loss": 2.0, "penalty": 0.1, "val_accuracy": 0.5}] * 2)
+    curves = page_figures.training_curves([{"loss": 2.0, "penalty": 0.1, "val_accuracy": 0.5}] * 2)
     assert len(curves.data) == 3 and curves.data[2].yaxis == "y2"
-    random = viz_explore.randomization_curves({"m": [{"layer": "(trained)", "similarity": 1.0,
+    random = page_figures.randomization_curves({"m": [{"layer": "(trained)", "similarity": 1.0,
                                                       "similarity_std": 0.0}]})
     assert random.data[0].y == (1.0,)
 
 
 def test_lambda_sweep_marks_the_current_lambda(manifest):
-    sweep = explore.lambda_sweep(manifest, "grad_y", 0.1)
-    reference = explore.card_values(explore.reference_entry(manifest)["card"], 0.1)
-    figure = viz_explore.lambda_sweep(sweep, lam=1.0, reference=reference)
+    sweep = zoo_views.lambda_sweep(manifest, "grad_y", 0.1)
+    reference = zoo_views.card_values(zoo_views.reference_entry(manifest)["card"], 0.1)
+    figure = page_figures.lambda_sweep(sweep, lam=1.0, reference=reference)
     markers = [s for s in figure.layout.shapes if s.x0 == 1.0 and s.x1 == 1.0]
-    assert len(markers) == len(viz_explore.SWEEP_PANELS)
+    assert len(markers) == len(page_figures.SWEEP_PANELS)
     dotted = [s for s in figure.layout.shapes if s.line.dash == "dot"]
     assert len(dotted) == 5, "plain baselines: clean, FGSM, PGD, gradient norm, confidence (no transfer for plain)"
     assert figure.layout.xaxis.type == "log" and len(figure.data) == 6

@@ -5,13 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradreg.descent import loss_gradient
-from gradreg.batchnorm_train import TrainBatchNorm1d, TrainBatchNorm2d, _BatchNormTrain
-from gradreg.conv_input_gradient import SmallInputConv2d, _SmallInputConv
-from gradreg.fastgrad import eval_gradient_model, input_gradient_model
-from gradreg.models import build_model
-from gradreg import regularizers
-from gradreg.regularizers import loss_terms
+from gradreg.attacks.descent import loss_gradient
+from gradreg.core.models import build_model
+from gradreg.fastgrad.batchnorm_train import TrainBatchNorm1d, TrainBatchNorm2d, _BatchNormTrain
+from gradreg.fastgrad.conv_input_gradient import SmallInputConv2d, _SmallInputConv
+from gradreg.fastgrad.copies import eval_gradient_model, input_gradient_model
+from gradreg.training import regularizers
+from gradreg.training.regularizers import loss_terms
 
 
 def _with_running_stats(model: nn.Module, seed: int = 0) -> nn.Module:

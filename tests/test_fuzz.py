@@ -18,12 +18,12 @@ import torch
 
 from gradreg import TrainConfig, accuracy, attack, build_model, input_gradient_norms, lam_from_authors, load_dataset
 from gradreg import fgsm, penalty, pgd, robust_accuracy, train, transfer_matrix
-from gradreg.checkpoints import list_checkpoints, load
-from gradreg.cli import main
-from gradreg.masking import masking_checks
-from gradreg.metrics import curve_auc, deletion_curve, gini, total_variation
-from gradreg.randomization import map_similarity, randomization_check
-from gradreg.saliency import saliency
+from gradreg.cli.main import main
+from gradreg.evaluation.masking import masking_checks
+from gradreg.explain.metrics import curve_auc, deletion_curve, gini, total_variation
+from gradreg.explain.randomization import map_similarity, randomization_check
+from gradreg.explain.saliency import saliency
+from gradreg.training.checkpoints import list_checkpoints, load
 
 SEED = 20180202
 ALLOWED = (ValueError, TypeError)
@@ -322,7 +322,7 @@ def _upload_cases(rng: random.Random) -> list[tuple[str, object, bool]]:
     """(description, data, must_be_refused)."""
     from PIL import Image
 
-    from gradreg.digit import MAX_BYTES
+    from gradreg.lessons.digit import MAX_BYTES
 
     digit = np.zeros((40, 30), np.uint8)
     digit[8:32, 12:18] = 255  # a "1"
@@ -357,7 +357,7 @@ def _upload_cases(rng: random.Random) -> list[tuple[str, object, bool]]:
 
 
 def test_upload_fuzz_gives_an_image_or_an_upload_error():
-    from gradreg.digit import UploadError, preprocess_image
+    from gradreg.lessons.digit import UploadError, preprocess_image
 
     cases = _upload_cases(random.Random(SEED))
     failures = []

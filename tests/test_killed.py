@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradreg import checkpoints
-from gradreg.checkpoints import is_scratch, list_checkpoints, load
-from gradreg.config import TrainConfig, config_id
+from gradreg.core.config import TrainConfig, config_id
+from gradreg.training import checkpoints
+from gradreg.training.checkpoints import is_scratch, list_checkpoints, load
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)  # the child cycles through these configs: later runs overwrite earlier files
@@ -29,14 +29,15 @@ SEEDS = (0, 1, 2)  # the child cycles through these configs: later runs overwrit
 CHILD = r"""
 import sys, torch
 torch.set_num_threads(1)
-from gradreg import checkpoints
-from gradreg.config import TrainConfig
+from gradreg.core.config import TrainConfig
+from gradreg.training import checkpoints
+from gradreg.training.reuse import load_or_train
 root, once = sys.argv[1], sys.argv[2] == "once"
 print("ready", flush=True)
 for i in range(3 if once else 10**6):
     config = TrainConfig(dataset="synthetic", model="small_cnn", epochs=1, batch_size=64, n_train=200, seed=i % 3)
     print("train", i, flush=True)
-    ckpt = checkpoints.load_or_train(config, root=root)
+    ckpt = load_or_train(config, root=root)
     for _ in range(0 if once else 4):  # rewrite it: kills land mid-write too
         print("save", i, flush=True)
         checkpoints.save(ckpt, root)

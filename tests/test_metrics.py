@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradreg.metrics import (alignment, curve_auc, deletion_curve, gini, gradient_norm, insertion_curve,
-                             metric_records, saliency_report, stroke_fraction, stroke_mass, total_variation)
-from gradreg.randomization import map_similarity, randomization_check
-from gradreg.models import build_model
-from gradreg.saliency import saliency
+from gradreg.core.models import build_model
+from gradreg.explain.metrics import (alignment, curve_auc, deletion_curve, gini, gradient_norm, insertion_curve,
+                                     metric_records, saliency_report, stroke_fraction, stroke_mass, total_variation)
+from gradreg.explain.randomization import map_similarity, randomization_check
+from gradreg.explain.saliency import saliency
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradreg.models import MODELS, build_model, count_parameters
+from gradreg.core.models import MODELS, build_model, count_parameters
 
 
 def test_paper_cnn_has_the_papers_parameter_count():

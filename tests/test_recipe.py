@@ -12,10 +12,10 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from gradreg import TrainConfig, train
-from gradreg.checkpoints import FORMAT_VERSION, load
-from gradreg.config import RECIPES, config_id, with_recipe
-from gradreg.models import MODELS, build_model, init_weights
-from gradreg.train import _model_kwargs
+from gradreg.core.config import RECIPES, config_id, with_recipe
+from gradreg.core.models import MODELS, build_model, init_weights
+from gradreg.training.checkpoints import FORMAT_VERSION, load
+from gradreg.training.loop import _model_kwargs
 
 SMALL = {"dataset": "synthetic", "model": "paper_cnn_c16_h256", "epochs": 1, "batch_size": 64, "n_train": 200}
 # A config as the shipped zoo stored it before the recipe fields existed, with the id it was saved under.

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradreg.data import load_dataset
-from gradreg.models import build_model
-from gradreg.regularizers import REGULARIZERS, loss_terms, penalty
+from gradreg.core.data import load_dataset
+from gradreg.core.models import build_model
+from gradreg.training.regularizers import REGULARIZERS, loss_terms, penalty
 
 
 def _linear_grads(model, x, y):

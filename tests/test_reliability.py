@@ -21,9 +21,12 @@ import torch
 from safetensors.torch import save as st_save
 from streamlit.testing.v1 import AppTest
 
-from gradreg import checkpoints, limits
-from gradreg.checkpoints import CheckpointError, list_checkpoints, load, load_or_train, lock
-from gradreg.config import TrainConfig
+from gradreg.core.config import TrainConfig
+from gradreg.training import checkpoints, files
+from gradreg.training.checkpoints import CheckpointError, list_checkpoints, load
+from gradreg.training.files import lock
+from gradreg.training.reuse import load_or_train
+from gradreg.ui import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,7 +206,7 @@ def test_lock_serializes_threads_and_leaves_no_file(tmp_path):
 TRAIN_ARGS = ["train", "--dataset", "synthetic", "--epochs", "3", "--n-train", "600", "--batch-size", "32"]
 
 
-@pytest.mark.skipif(checkpoints.fcntl is None, reason="the same-config lock is POSIX only")
+@pytest.mark.skipif(files.fcntl is None, reason="the same-config lock is POSIX only")
 def test_two_processes_training_one_config_train_it_once(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADREG_CHECKPOINT_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "gradreg", *TRAIN_ARGS, "--out", str(tmp_path)]
@@ -293,7 +296,7 @@ def test_the_train_page_caps_epochs_and_concurrent_runs(capped_app, monkeypatch)
         app.number_input(key="train.seed").set_value(seed)
         app.button[0].click().run()
 
-    from gradreg import ui
+    from gradreg.ui import train_panel
 
     submit(60, 0)
     try:
@@ -302,7 +305,7 @@ def test_the_train_page_caps_epochs_and_concurrent_runs(capped_app, monkeypatch)
         assert any("allows 1 at a time" in i.value for i in app.info), [i.value for i in app.info]
         assert not app.exception
     finally:
-        for job in ui._jobs().values():
+        for job in train_panel._jobs().values():
             job.stop()
             job.join(60)
 

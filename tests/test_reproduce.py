@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from gradreg.claims import CLAIMS, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, VERDICTS, evaluate_claims
-from gradreg.cli import main
-from gradreg.reproduce import PROFILES, Settings
-from gradreg.zoo import build_zoo, zoo_configs
+from gradreg.cli.main import main
+from gradreg.paper.claims import CLAIMS, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, VERDICTS, evaluate_claims
+from gradreg.paper.reproduce import PROFILES, Settings
+from gradreg.paper.zoo import build_zoo, zoo_configs
 from conftest import TINY_ZOO
 
 TINY = ("plain", "grad_y_1", "grad_y_10", "grad_uniform", "fgsm_at", "distill", "grad_fd", "pgd_at")
@@ -136,9 +136,9 @@ def test_missing_records_mean_not_tested():
 
 def test_checkpoint_whose_header_length_starts_with_0x80_loads(tmp_path):
     """Regression: the zoo's grad_y_10 (header 0x980 bytes) was refused as a pickle, blocking the reproduction."""
-    from gradreg.checkpoints import Checkpoint, load, save
-    from gradreg.config import TrainConfig
-    from gradreg.models import build_model
+    from gradreg.core.config import TrainConfig
+    from gradreg.core.models import build_model
+    from gradreg.training.checkpoints import Checkpoint, load, save
 
     kwargs = {"num_classes": 10, "in_channels": 1, "image_size": 28}
     model = build_model("linear", **kwargs)
@@ -156,8 +156,8 @@ def test_figures_that_cannot_be_made_are_reported_not_raised(tmp_path, monkeypat
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    from gradreg import report_figures
-    from gradreg.reproduce import Reproduction
+    from gradreg.paper import report_figures
+    from gradreg.paper.reproduce import Reproduction
 
     status = report_figures.write_figures(Reproduction(), tmp_path)  # no records at all
     assert set(status) == set(report_figures.FIGURES) and all(s.startswith("missing") for s in status.values())

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients
 from torch import nn
 
-from gradreg.models import build_model
-from gradreg.saliency import HOOKED_METHODS, SALIENCY_METHODS, resolve_target, saliency
+from gradreg.core.models import build_model
+from gradreg.explain.saliency import HOOKED_METHODS, SALIENCY_METHODS, resolve_target, saliency
 
 METHODS = sorted(SALIENCY_METHODS)
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Captum warns about hooks / requires_grad
@@ -110,7 +110,7 @@ def test_many_targets_are_range_checked_in_one_pass(linear_model):
 
 
 def test_model_device_finds_a_parameter_below_parameterless_modules():
-    from gradreg.descent import model_device
+    from gradreg.core.modules import model_device
 
     assert model_device(nn.Sequential(nn.Flatten(), nn.Sequential(nn.ReLU(), nn.Linear(2, 2)))) == torch.device("cpu")
     assert model_device(nn.Sequential(nn.Flatten())) == torch.device("cpu")
@@ -187,7 +187,7 @@ def test_sixteen_threads_on_one_shared_model_match_a_lone_run(tiny_model, batch)
 
 
 def test_hooked_methods_reuse_private_copies_that_follow_the_model(batch, monkeypatch):
-    from gradreg import saliency as module
+    from gradreg.explain import saliency as module
 
     torch.manual_seed(0)
     model = build_model("small_cnn").eval()
@@ -209,7 +209,7 @@ def test_hooked_methods_reuse_private_copies_that_follow_the_model(batch, monkey
 
 
 def test_a_copy_whose_call_raised_is_not_reused(batch, monkeypatch):
-    from gradreg import saliency as module
+    from gradreg.explain import saliency as module
 
     model = build_model("small_cnn").eval()
     x, _ = batch

@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from gradreg import checkpoints, load_dataset, quiz
-from gradreg.zoo import read_manifest
+from gradreg import load_dataset
+from gradreg.lessons import quiz
+from gradreg.paper.zoo import read_manifest
+from gradreg.training import checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gradreg import TrainConfig, train
-from gradreg.config import DEFENCES
+from gradreg.core.config import DEFENCES
 from conftest import TINY_RECIPE
 
 SMALL = {"dataset": "synthetic", "model": "small_cnn", "epochs": 2, "batch_size": 64, "n_train": 300, **TINY_RECIPE}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gradreg import urlstate
-from gradreg.zoo import read_manifest
+from gradreg.paper.zoo import read_manifest
+from gradreg.ui import urlstate
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"plain": "id-plain", "grad_y_10": "id-gr10", "id-plain": "id-plain", "id-gr10": "id-gr10"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradreg.validation import check_fit
+from gradreg.core.validation import check_fit
 
 
 class Counting(nn.Module):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from captum.attr._utils.visualization import _cumulative_sum_threshold
 
-from gradreg import viz
+from gradreg.viz import figures
 
 
 @pytest.fixture
@@ -24,20 +24,20 @@ def maps():
 
 def test_clip_level_follows_captums_cumulative_mass_rule():
     values = np.random.default_rng(0).standard_normal((28, 28))
-    assert viz.clip_level(values) == pytest.approx(_cumulative_sum_threshold(np.abs(values), 98.0))
-    assert viz.clip_level(np.array([[1.0, 2.0], [3.0, 4.0]]), outlier_perc=50) == 3.0  # cumsum 1, 3, 6, 10 ≥ 5
-    assert viz.clip_level(np.zeros((2, 2))) == 1.0
+    assert figures.clip_level(values) == pytest.approx(_cumulative_sum_threshold(np.abs(values), 98.0))
+    assert figures.clip_level(np.array([[1.0, 2.0], [3.0, 4.0]]), outlier_perc=50) == 3.0  # cumsum 1, 3, 6, 10 ≥ 5
+    assert figures.clip_level(np.zeros((2, 2))) == 1.0
     with pytest.raises(ValueError):
-        viz.clip_level(values, outlier_perc=100)
+        figures.clip_level(values, outlier_perc=100)
 
 
 def test_attribution_heatmap_is_crisp_square_and_centred(maps):
     images, named = maps
-    fig = viz.attribution_heatmap(named["plain"][0], image=images[0], title="plain")
+    fig = figures.attribution_heatmap(named["plain"][0], image=images[0], title="plain")
     (trace,) = fig.data
     assert isinstance(fig, go.Figure) and isinstance(trace, go.Heatmap)
     assert trace.zsmooth is False and (trace.zmin, trace.zmax) == (-1, 1)
-    assert trace.colorscale == tuple(tuple(s) for s in viz.SIGNED_SCALE)
+    assert trace.colorscale == tuple(tuple(s) for s in figures.SIGNED_SCALE)
     assert np.abs(np.asarray(trace.z)).max() == 1.0  # clipped at the cumulative-mass level
     assert np.asarray(trace.customdata).shape == (28, 28, 2) and "attribution" in trace.hovertemplate
     np.testing.assert_allclose(np.asarray(trace.customdata)[..., 0], images[0, 0].double().numpy())
@@ -46,21 +46,21 @@ def test_attribution_heatmap_is_crisp_square_and_centred(maps):
 
 def test_overlay_adds_the_digit_under_a_transparent_centre(maps):
     images, named = maps
-    fig = viz.attribution_heatmap(named["plain"][0], image=images[0], overlay=True)
+    fig = figures.attribution_heatmap(named["plain"][0], image=images[0], overlay=True)
     digit, attribution = fig.data
     assert digit.hoverinfo == "skip" and attribution.zsmooth is False
     assert attribution.colorscale[len(attribution.colorscale) // 2][1].endswith(",0.00)")
 
 
 def test_unsigned_maps_use_a_sequential_scale(maps):
-    fig = viz.attribution_heatmap(maps[1]["plain"][0].abs())
-    assert fig.data[0].zmin == 0 and fig.data[0].colorscale == tuple(tuple(s) for s in viz.UNSIGNED_SCALE)
+    fig = figures.attribution_heatmap(maps[1]["plain"][0].abs())
+    assert fig.data[0].zmin == 0 and fig.data[0].colorscale == tuple(tuple(s) for s in figures.UNSIGNED_SCALE)
 
 
 @pytest.mark.parametrize("overlay", [False, True])
 def test_saliency_grid_traces(maps, overlay):
     images, named = maps
-    fig = viz.saliency_grid(named, images, overlay=overlay, column_titles=["a", "b", "c"])
+    fig = figures.saliency_grid(named, images, overlay=overlay, column_titles=["a", "b", "c"])
     per_map = 2 if overlay else 1
     assert len(fig.data) == 3 + 3 * 2 * per_map  # input row + models × images
     assert sum(bool(t.showscale) for t in fig.data) == 1  # one colour bar for the grid
@@ -75,14 +75,14 @@ def _peak(fig, name):
 
 def test_shared_scale_toggle(maps):
     images, named = maps
-    shared = viz.saliency_grid(named, images, shared_scale=True)
-    separate = viz.saliency_grid(named, images, shared_scale=False)
+    shared = figures.saliency_grid(named, images, shared_scale=True)
+    separate = figures.saliency_grid(named, images, shared_scale=False)
     assert _peak(shared, "plain") < 0.5 and _peak(shared, "grad_y") == 1.0  # 10× smaller map looks fainter
     assert _peak(separate, "plain") == _peak(separate, "grad_y") == 1.0
 
 
 def test_probability_bars():
-    fig = viz.probability_bars({"plain": torch.softmax(torch.randn(10), 0), "grad_y": [0.1] * 10})
+    fig = figures.probability_bars({"plain": torch.softmax(torch.randn(10), 0), "grad_y": [0.1] * 10})
     assert [type(t) for t in fig.data] == [go.Bar, go.Bar] and len(fig.data[0].x) == 10
     assert fig.layout.barmode == "group"
 
@@ -90,7 +90,7 @@ def test_probability_bars():
 def test_accuracy_curve():
     records = [{"model": m, "eps": e, "accuracy": 1 - e * k} for m, k in (("plain", 3), ("grad_y", 1))
                for e in (0.3, 0.0, 0.1)]
-    fig = viz.accuracy_curve(records)
+    fig = figures.accuracy_curve(records)
     assert [t.name for t in fig.data] == ["plain", "grad_y"]
     assert list(fig.data[0].x) == [0.0, 0.1, 0.3] and list(fig.data[0].y) == pytest.approx([1.0, 0.7, 0.1])
 
@@ -99,18 +99,18 @@ def test_transfer_heatmap():
     names = ["plain", "grad_y"]
     records = [{"source": s, "target": t, "eps": eps, "accuracy": 0.1 * i + 0.01 * j + eps}
                for eps in (0.1, 0.2) for i, s in enumerate(names) for j, t in enumerate(names)]
-    fig = viz.transfer_heatmap(records, eps=0.2)
+    fig = figures.transfer_heatmap(records, eps=0.2)
     (trace,) = fig.data
     assert list(trace.y) == names and list(trace.x) == names
     np.testing.assert_allclose(np.asarray(trace.z), [[0.2, 0.21], [0.3, 0.31]])
     with pytest.raises(ValueError, match="eps"):
-        viz.transfer_heatmap(records, eps=0.5)
+        figures.transfer_heatmap(records, eps=0.5)
 
 
 def test_metric_vs_lambda():
     records = [{"regularizer": r, "lam": lam, "total_variation": 2 - lam / 100}
                for r in ("grad_y", "grad_uniform") for lam in (0, 100, 1, 10)]
-    fig = viz.metric_vs_lambda(records, metric="total_variation")
+    fig = figures.metric_vs_lambda(records, metric="total_variation")
     assert [t.name for t in fig.data] == ["grad_y", "grad_uniform"]
     assert list(fig.data[0].x) == [1, 10, 100] and fig.layout.xaxis.type == "log"
     assert len(fig.layout.shapes) == 2  # λ = 0 baselines

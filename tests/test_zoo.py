@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from gradreg.checkpoints import list_checkpoints, load
-from gradreg.cli import main
-from gradreg.zoo import build_zoo, read_manifest, zoo_configs
+from gradreg.cli.main import main
+from gradreg.paper.zoo import build_zoo, read_manifest, zoo_configs
+from gradreg.training.checkpoints import list_checkpoints, load
 from conftest import TINY_ZOO
 
 
@@ -67,8 +67,8 @@ def test_shipped_zoo_loads_and_its_accuracies_are_true(dataset):
     accuracy equals a fresh evaluation on the full test set (the Fashion-MNIST zoo was trained on a GPU and is
     evaluated here on the CPU: still exact)."""
     from gradreg import accuracy, load_dataset
-    from gradreg.data import DatasetUnavailable
-    from gradreg.zoo import default_dir
+    from gradreg.core.data import DatasetUnavailable
+    from gradreg.paper.zoo import default_dir
 
     root = default_dir(dataset)
     manifest = read_manifest(root)
@@ -89,7 +89,7 @@ def test_shipped_zoo_loads_and_its_accuracies_are_true(dataset):
 
 
 def test_each_dataset_has_its_own_default_zoo_directory():
-    from gradreg.checkpoints import SHIPPED_DIR
-    from gradreg.zoo import default_dir
+    from gradreg.paper.zoo import default_dir
+    from gradreg.training.checkpoints import SHIPPED_DIR
 
     assert default_dir("mnist") == SHIPPED_DIR and default_dir("fashion_mnist") == SHIPPED_DIR / "fashion_mnist"

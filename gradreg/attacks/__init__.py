@@ -1,0 +1,18 @@
+"""Adversarial attacks on [0, 1] images: the one projected-step loop (``descent``), one module per family
+(``gradient``: FGSM, TGSM, iterated TGSM, BIM, PGD; ``saliency_map``: JSMA; ``random_search``: Square), target
+classes (``targets``) and the ``ATTACKS`` registry with ``attack(...)`` (``registry``). A new family is a module
+here plus its entry in ``ATTACKS``.
+
+It imports ``gradreg.core`` and ``gradreg.fastgrad`` only: never training, evaluation or anything above.
+"""
+
+from gradreg.attacks.descent import NORMS, Eps, Norm, check_eps, check_inputs, loss_gradient
+from gradreg.attacks.gradient import bim, fgsm, iterated_tgsm, pgd, tgsm
+from gradreg.attacks.random_search import square
+from gradreg.attacks.registry import ATTACKS, AttackSpec, attack, get_attack
+from gradreg.attacks.saliency_map import jsma
+from gradreg.attacks.targets import TARGETS, Target, resolve_target
+
+__all__ = ["ATTACKS", "NORMS", "TARGETS", "AttackSpec", "Eps", "Norm", "Target", "attack", "bim", "check_eps",
+           "check_inputs", "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target",
+           "square", "tgsm"]

@@ -1,0 +1,137 @@
+"""The one projected-step loop every gradient attack runs through, and its threat-model geometry (foolbox's
+``gradient_descent_base``): ``_normalize`` a gradient into a unit step, ``_project`` onto the L∞ / L2 ball,
+``_random_start`` inside it. Radii may be per example, which bisection on ε needs.
+
+References: Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial Attacks", arXiv 1706.06083.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Literal, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradreg.fastgrad.copies import eval_gradient_model
+
+Norm = Literal["linf", "l2"]
+Eps = Union[float, torch.Tensor]  # a radius, or per-example radii (N,)
+NORMS = ("linf", "l2")
+
+
+def check_eps(eps: Eps, n: int | None = None) -> None:
+    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example radii ``(n,)``."""
+    if isinstance(eps, torch.Tensor):
+        ok = eps.dim() == 1 and (n is None or len(eps) == n) and bool((torch.isfinite(eps) & (eps >= 0)).all())
+        if not ok:
+            raise ValueError(f"eps as a tensor must hold finite per-example radii >= 0 of shape ({n},), "
+                             f"got shape {tuple(eps.shape)}")
+        return
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0 (or a tensor of per-example radii), got {eps!r}")
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+
+
+def _check_count(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_fraction(name: str, value: float, *, low_open: bool = False) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
+    if bad or (low_open and value == 0):
+        raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
+    """``ValueError`` unless ``x`` is float images ``(N, C, H, W)`` in [0, 1] and ``y`` integer labels ``(N,)``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor of images (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
+        raise ValueError("x must lie in [0, 1] (and contain no NaN)")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {getattr(y, 'shape', type(y))}")
+
+
+def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def radius_like(eps: Eps, x: torch.Tensor) -> torch.Tensor:
+    """``eps`` (a number or (N,) radii) as a tensor ``(N, 1, 1, 1)`` broadcastable against ``x``."""
+    return _view(torch.as_tensor(eps, dtype=x.dtype, device=x.device).expand(len(x)), x)
+
+
+def generator_for(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with ``seed``; None draws the seed from torch's global generator."""
+    return torch.Generator().manual_seed(int(torch.randint(2**62, ())) if seed is None else seed)
+
+
+def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∇ₓ CE(y, f(x)) per example, shape of ``x``; no ``.grad`` is left on ``x`` or the parameters."""
+    x = x.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    (g,) = torch.autograd.grad(loss, x)
+    return g
+
+
+def _normalize(g: torch.Tensor, norm: Norm) -> torch.Tensor:
+    if norm == "linf":
+        return g.sign()
+    return g / _view(g.flatten(1).norm(dim=1).clamp_min(1e-12), g)
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, radius: torch.Tensor, norm: Norm) -> torch.Tensor:
+    delta = x_adv - x
+    if norm == "linf":
+        return x + delta.clamp(-radius, radius)
+    norms, r = delta.flatten(1).norm(dim=1), radius.flatten()
+    factor = torch.where(norms > r, r / norms.clamp_min(1e-12), torch.ones_like(norms))
+    return x + delta * _view(factor, delta)
+
+
+def _random_start(x: torch.Tensor, radius: torch.Tensor, norm: Norm, generator: torch.Generator) -> torch.Tensor:
+    if norm == "linf":
+        noise = torch.rand(x.shape, generator=generator).to(x) * 2 - 1
+        return (x + radius * noise).clamp(0, 1)
+    direction = torch.randn(x.shape, generator=generator).to(x)
+    fraction = _view(torch.rand(len(x), generator=generator).to(x), x)
+    return (x + _normalize(direction, "l2") * fraction * radius).clamp(0, 1)
+
+
+def step_direction(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: Norm = "linf",
+                   targeted: bool = False) -> torch.Tensor:
+    """Unit step ``(N, C, H, W)`` that ascends CE(y) (descends it when ``targeted``): sign for L∞, unit L2 else."""
+    d = _normalize(loss_gradient(model, x, y), norm)
+    return -d if targeted else d
+
+
+def apply_direction(x: torch.Tensor, direction: torch.Tensor, eps: Eps) -> torch.Tensor:
+    """One L∞ step of size ε along ``direction``, projected and clipped: the loop's arithmetic for ``steps=1``."""
+    radius = radius_like(eps, x)
+    return _project(x + radius * direction, x, radius, "linf").clamp(0, 1)
+
+
+def projected_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps | None, step: Eps,
+                    steps: int, norm: Norm, targeted: bool, random_start: bool,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """The one attack loop: ascend CE(y) (descend it when ``targeted``), project to the ε-ball unless ``eps`` is
+    None (unbounded), clip to [0, 1]."""
+    model = eval_gradient_model(model)  # BatchNorm folded, the first layer's input gradient by matmul
+    x0 = x.detach()
+    radius = None if eps is None else radius_like(eps, x0)
+    step = radius_like(step, x0)
+    x_adv = x0.clone()
+    if random_start and radius is not None:
+        x_adv = _random_start(x0, radius, norm, generator if generator is not None else generator_for(None))
+    for _ in range(steps):
+        x_adv = x_adv + step * step_direction(model, x_adv, y, norm=norm, targeted=targeted)
+        x_adv = (x_adv if radius is None else _project(x_adv, x0, radius, norm)).clamp(0, 1)
+    return x_adv.detach().contiguous()

@@ -1,0 +1,162 @@
+"""Command line for the reproduction: ``python -m gradreg reproduce …`` (registered by ``gradreg.cli.main``)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from gradreg.cli.args import nonnegative_float, positive_int
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``reproduce`` and ``curve`` subcommands."""
+    c = sub.add_parser("curve", help="transferred-FGSM accuracy during training, Normal vs GR(y), longer than the "
+                                     "report's run (PAPER.md §6); prints a table, writes JSON")
+    c.add_argument("--dataset", default="mnist")
+    c.add_argument("--zoo", default=None, help="zoo whose Normal model crafts the examples and whose configs are "
+                                               "retrained (default: the shipped zoo of --dataset)")
+    c.add_argument("--epochs", type=positive_int, default=20)
+    c.add_argument("--n-train", type=int, default=0, help="training images (0: all)")
+    c.add_argument("--n", type=positive_int, default=1000, help="test images scored after each epoch")
+    c.add_argument("--eps", type=nonnegative_float, default=0.2)
+    c.add_argument("--model", default=None, help="retrain this architecture instead of the zoo's")
+    c.add_argument("--lr", type=nonnegative_float, default=None, help="default: the zoo's (paper: 2e-4)")
+    c.add_argument("--batch-size", type=positive_int, default=None, help="default: the zoo's (paper: 256)")
+    c.add_argument("--lam", type=nonnegative_float, default=110.0, help="λ_eff of the GR(y) entry (nearest in the zoo)")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--out", default=None, help="JSON file for the records")
+    a = sub.add_parser("ablate", help="the recipe ablation: GR(y) at λ_eff 110 on the short CPU schedule with each "
+                                      "detail of the authors' recipe, and narrower networks; prints a table, "
+                                      "merges into reports/<dataset>/ablation.json")
+    a.add_argument("--dataset", default="mnist")
+    a.add_argument("--lams", type=nonnegative_float, nargs="+", default=[110.0], help="λ_eff values (GR(y))")
+    a.add_argument("--networks", nargs="+", default=None,
+                   help="only these networks, with the authors' recipe (a λ sweep); default: every row")
+    a.add_argument("--root", default=None, help="where the models go (default: $GRADREG_CHECKPOINT_DIR/ablation)")
+    a.add_argument("--out", default="reports", help="reports root; the records go to OUT/<dataset>/ablation.json")
+    a.add_argument("--n-eval", type=positive_int, default=1000, help="test images for white-box FGSM")
+    a.add_argument("--score", nargs="+", default=None, metavar="DIR",
+                   help="instead of training: score the checkpoints in these directories (e.g. a longer schedule run "
+                        "elsewhere) and keep them under 'long_runs' in ablation.json")
+    a.add_argument("--row", default="long run", help="the row name of --score's records")
+    p = sub.add_parser("reproduce", help="run the paper's experiments on the zoo; write REPORT.md, PNGs, results.json")
+    p.add_argument("--dataset", default="mnist", help="the zoo's dataset (checked against its manifest)")
+    p.add_argument("--quick", action="store_true", help="fewer images and ε, weaker PGD/Square: a few minutes")
+    p.add_argument("--zoo", default=None, help="zoo directory holding manifest.json (default: the shipped zoo of "
+                   "--dataset: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise)")
+    p.add_argument("--out", default="reports", help="reports root; the report goes to OUT/<dataset>/")
+    p.add_argument("--lam", type=nonnegative_float, default=110.0, help="λ_eff of the compared Grad Reg (y) model")
+
+
+def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from gradreg.paper.report import write_report
+    from gradreg.paper.report_figures import write_figures
+    from gradreg.paper.reproduce import PROFILES, STEPS, run
+    from gradreg.paper.zoo import default_dir, read_manifest
+
+    args.zoo = args.zoo or str(default_dir(args.dataset))
+    try:
+        manifest = read_manifest(args.zoo)
+    except ValueError as err:
+        parser.error(str(err))
+    if manifest is None:
+        parser.error(f"no manifest.json in {args.zoo}: build the zoo first (python -m gradreg zoo)")
+    if manifest["dataset"] != args.dataset:
+        parser.error(f"the zoo in {args.zoo} is for {manifest['dataset']!r}, not {args.dataset!r}")
+    profile = "quick" if args.quick else "full"
+    started = time.perf_counter()
+    bar = tqdm(total=len(STEPS) + 1, unit="step", dynamic_ncols=True)
+
+    def on_step(name: str) -> None:
+        bar.set_description(name)
+        bar.update(1)
+
+    rep = run(args.zoo, settings=PROFILES[profile], lam=args.lam, on_step=on_step)
+    out = Path(args.out) / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    bar.set_description("figures")
+    status = write_figures(rep, out)
+    bar.update(1)
+    bar.close()
+    path = write_report(rep, out, status=status, profile=profile, seconds=time.perf_counter() - started)
+    missing = [name for name, s in status.items() if s.startswith("missing")]
+    print(f"{profile} reproduction in {time.perf_counter() - started:.0f} s -> {path}"
+          + (f" ({len(missing)} figure(s) missing: {', '.join(missing)})" if missing else ""))
+    return 0
+
+
+def _cmd_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    from gradreg.core.config import TrainConfig
+    from gradreg.core.data import load_dataset
+    from gradreg.paper.reproduce import assign_roles, load_models
+    from gradreg.paper.training_curves import curve_config, transfer_during_training
+    from gradreg.paper.zoo import default_dir, read_manifest
+
+    root = args.zoo or str(default_dir(args.dataset))
+    manifest = read_manifest(root)
+    if manifest is None or manifest["dataset"] != args.dataset:
+        parser.error(f"no {args.dataset} zoo manifest in {root}: build the zoo first (python -m gradreg zoo)")
+    roles = assign_roles(manifest, lam=args.lam)
+    if not {"plain", "grad_y"} <= set(roles):
+        parser.error(f"the zoo in {root} needs a 'plain' and a grad_y entry")
+    entries = {m["name"]: m["config"] for m in manifest["models"]}
+    overrides = {k: v for k, v in (("model", args.model), ("lr", args.lr), ("batch_size", args.batch_size),
+                                   ("device", args.device)) if v is not None}
+    try:
+        configs = {role: curve_config(TrainConfig.from_dict(entries[roles[role]] | overrides), epochs=args.epochs,
+                                      n_train=args.n_train or None, seed=1) for role in ("plain", "grad_y")}
+    except ValueError as err:
+        parser.error(str(err))
+    source = load_models(root, {"plain": roles["plain"]}, {"models": [m for m in manifest["models"]
+                                                                      if m["name"] == roles["plain"]]})[roles["plain"]]
+    x, y = load_dataset(args.dataset, "test").tensors
+    started = time.perf_counter()
+    records = transfer_during_training(configs, source, x[:args.n], y[:args.n], eps=args.eps)
+    print(f"| epoch | Normal transferred / clean | GR(y) ({roles['grad_y']}) transferred / clean |\n|---|---|---|")
+    for epoch in sorted({r["epoch"] for r in records}):
+        cells = [next(r for r in records if r["model"] == m and r["epoch"] == epoch) for m in ("plain", "grad_y")]
+        print(f"| {epoch} | " + " | ".join(f"{c['transfer_fgsm']:.3f} / {c['clean']:.3f}" for c in cells) + " |")
+    print(f"{time.perf_counter() - started:.0f} s")
+    if args.out:
+        meta = {"configs": {r: c.to_dict() for r, c in configs.items()}, "source": roles["plain"], "eps": args.eps,
+                "n": args.n, "seconds": round(time.perf_counter() - started, 1)}
+        Path(args.out).write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    from gradreg.paper import ablation
+    from gradreg.training import checkpoints
+    from gradreg.training.files import write_json
+
+    path = Path(args.out) / args.dataset / "ablation.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    started = time.perf_counter()
+    if args.score:
+        files = sorted(p for d in args.score for p in Path(d).glob("*" + checkpoints.SUFFIX))
+        scored = ablation.score_trained(files, name=args.row, n_eval=args.n_eval)
+        write_json(saved | {"long_runs": ablation.merge(saved.get("long_runs", []), scored)}, path)
+        print(ablation.long_table(scored))
+        print(f"{len(scored)} checkpoints scored in {time.perf_counter() - started:.0f} s -> {path}")
+        return 0
+    rows = ablation.select(ablation.ROWS, args.networks) if args.networks else ablation.ROWS
+    root = args.root or str(checkpoints.user_dir() / "ablation")
+    old = saved.get("records", [])
+    records = ablation.run_ablation(rows, root=root, dataset=args.dataset, lams=tuple(args.lams),
+                                    n_eval=args.n_eval, on_row=lambda r: print(ablation.table([r]).splitlines()[-1],
+                                                                               flush=True))
+    merged = ablation.merge(old, records)
+    write_json(saved | {"schedule": ablation.SHORT, "n_eval": args.n_eval, "records": merged}, path)
+    print(ablation.table(records))
+    print(f"{len(records)} rows in {time.perf_counter() - started:.0f} s -> {path}")
+    return 0
+
+
+COMMANDS = {"reproduce": _cmd_reproduce, "curve": _cmd_curve, "ablate": _cmd_ablate}

@@ -1,0 +1,31 @@
+"""The dashboard's Streamlit side, the only package that imports streamlit, split by concern: human labels
+(``labels``, a leaf), the models on this server (``catalogue``), cached computations (``compute``), widgets that
+return plain values (``widgets``), the training panel (``train_panel``), URL sharing and teacher mode (``share``,
+with its rules in ``urlstate``), the server's fair-use caps (``limits``) and the page frame (``frame``).
+
+Pages import this package and call what it re-exports below; ``app.py`` calls ``use_threads`` once. The library
+below (core … lessons, viz) never imports it. Models cached here are shared by every session and thread, so they are
+frozen and in eval mode; caches are keyed by primitives.
+"""
+
+from gradreg.ui.catalogue import (common_dataset, datasets, describe, list_models, load_model, short_name, signature,
+                                  usable_models, usable_models_or_stop, zoo, zoo_dir, zoo_or_stop)
+from gradreg.ui.compute import (attack_panel, compare_figures, gallery, images, map_figure, prewarm_maps,
+                                randomization_table, robust_point, saliency_maps, saliency_methods, saliency_metrics,
+                                showcase_figure, test_batch, test_size)
+from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_threads, within_limits
+from gradreg.ui.labels import LABELS, label
+from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
+from gradreg.ui.train_panel import start_training, train_form, training_panel
+from gradreg.ui.widgets import (accuracy_curves, attack_controls, card_metrics, digits_picker, image_picker,
+                                metrics_table, model_picker, show_models)
+
+__all__ = [
+    "LABELS", "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "common_dataset",
+    "compare_figures", "datasets", "describe", "digits_picker", "enter_page", "failures", "fragment", "gallery",
+    "image_picker", "images", "label", "list_models", "load_model", "map_figure", "metrics_table", "model_picker",
+    "prewarm_maps", "randomization_table", "robust_point", "routed", "saliency_maps", "saliency_methods",
+    "saliency_metrics", "share", "short_name", "show_models", "showcase_figure", "sidebar_status", "signature",
+    "start_training", "sync_url", "teaching_box", "test_batch", "test_size", "train_form", "training_panel",
+    "use_threads", "usable_models", "usable_models_or_stop", "within_limits", "zoo", "zoo_dir", "zoo_or_stop",
+]

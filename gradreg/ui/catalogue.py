@@ -1,0 +1,124 @@
+"""The models this server offers, cached by Streamlit: the zoo's manifest, every checkpoint as a row, models loaded
+once and shared by every session (frozen, in eval mode), and the datasets on this machine.
+
+The pretrained zoo is read from ``$GRADREG_ZOO_DIR`` (default: the shipped ``checkpoints/``), models trained in the
+app go to ``$GRADREG_CHECKPOINT_DIR``. Cache keys are primitives: paths, ids and file stamps.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from gradreg.core.data import dataset_status
+from gradreg.lessons import zoo_views
+from gradreg.paper.zoo import read_manifest
+from gradreg.training import checkpoints
+from gradreg.ui.labels import label
+
+
+def zoo_dir() -> Path:
+    """The pretrained zoo's directory (``$GRADREG_ZOO_DIR``, default the shipped ``checkpoints/``)."""
+    return Path(os.environ.get("GRADREG_ZOO_DIR") or checkpoints.SHIPPED_DIR)
+
+
+def _stamp(path: Path) -> int:
+    return path.stat().st_mtime_ns if path.exists() else 0
+
+
+def signature() -> tuple:
+    """Changes whenever a model directory or the manifest changes, so listings refresh after training."""
+    user, zoo = checkpoints.user_dir(), zoo_dir()
+    return (str(user), _stamp(user), str(zoo), _stamp(zoo), _stamp(zoo / "manifest.json"))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def zoo_manifest(signature: tuple) -> tuple[dict | None, str]:
+    try:
+        return read_manifest(signature[2]), ""
+    except ValueError as err:
+        return None, str(err)
+
+
+def zoo() -> dict | None:
+    """The zoo's manifest, or None when there is none (or it is unreadable)."""
+    return zoo_manifest(signature())[0]
+
+
+def zoo_or_stop() -> dict:
+    """The zoo's manifest; otherwise an explanation on the page, and the page stops there."""
+    manifest, error = zoo_manifest(signature())
+    if error:
+        st.error(f"The pretrained zoo cannot be read: {error}")
+    if manifest is None or not manifest["models"]:
+        st.info(f"No pretrained zoo in `{zoo_dir()}` yet. Build it with `python -m gradreg zoo` (or point "
+                "`GRADREG_ZOO_DIR` at one). The Train page works without it.")
+        st.stop()
+    return manifest
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _catalogue(signature: tuple) -> list[dict]:
+    return zoo_views.catalogue(zoo_manifest(signature)[0], signature[2], signature[0])
+
+
+def list_models() -> list[dict]:
+    """Every checkpoint in the user and zoo directories as plain dicts (unusable ones with a reason)."""
+    return _catalogue(signature())
+
+
+def usable_models(dataset: str | None = None) -> list[dict]:
+    return [m for m in list_models() if m["ok"] and (dataset is None or m["dataset"] == dataset)]
+
+
+def usable_models_or_stop() -> list[dict]:
+    """The usable models; when there are none, an explanation on the page, and the page stops there."""
+    rows = usable_models()
+    if not rows:
+        st.info("No models yet: build the zoo (`python -m gradreg zoo`) or train one on the Train page.")
+        st.stop()
+    return rows
+
+
+def describe(row: dict) -> str:
+    """A short human label for a model row: zoo name or settings, then λ and defence."""
+    if not row.get("ok"):
+        return f"{row['path']} (unusable)"
+    parts = [row["name"] or row["model"], label(row["regularizer"])]
+    if row["regularizer"] != "none":
+        parts[-1] += f" λ={row['lam']:g}"
+    if row["defence"] != "none":
+        parts.append(label(row["defence"]))
+    return " · ".join(p for p in parts if p != "None") + ("" if row["source"] == "zoo" else " (yours)")
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _load(path: str, stamp: int) -> torch.nn.Module:
+    return checkpoints.load(path).build(frozen=True)
+
+
+def load_model(checkpoint_id: str) -> torch.nn.Module:
+    """The model of a checkpoint id, shared across sessions: eval mode, frozen parameters."""
+    row = next((m for m in usable_models() if m["id"] == checkpoint_id), None)
+    path = Path(row["path"]) if row is not None else checkpoints.find(checkpoint_id)
+    if path is None:
+        raise checkpoints.CheckpointError(f"no checkpoint {checkpoint_id!r}")
+    return _load(str(path), _stamp(path))
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def datasets() -> list[dict]:
+    return dataset_status()
+
+
+def common_dataset(ids: list[str]) -> str | None:
+    """The dataset all chosen models share, or None."""
+    return zoo_views.same_dataset([m for m in usable_models() if m["id"] in ids])
+
+
+def short_name(checkpoint_id: str) -> str:
+    row = next((m for m in usable_models() if m["id"] == checkpoint_id), None)
+    return (row["name"] or describe(row)) if row is not None else checkpoint_id

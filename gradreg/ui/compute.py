@@ -1,0 +1,131 @@
+"""Cached computations of the pages, keyed by primitives (checkpoint ids, dataset names, test indices, numbers):
+test images, saliency maps and their figures, attack panels, accuracy points, saliency metrics, the randomization
+check, and the lesson pages' transfer matrices, masking checks, morph grids, quiz questions and drawn digits.
+
+Each one checks the server's caps (``gradreg.ui.limits``) before it computes; models come from
+``gradreg.ui.catalogue`` and are never mutated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from gradreg.core.data import load_dataset
+from gradreg.evaluation.accuracy import robust_accuracy
+from gradreg.explain.saliency import SALIENCY_METHODS
+from gradreg.lessons import panels, zoo_views
+from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
+from gradreg.ui.labels import label
+from gradreg.ui.limits import check_knobs, check_limit
+from gradreg.viz import figures, page_figures
+
+
+def saliency_methods() -> list[str]:
+    return list(SALIENCY_METHODS)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _test_set(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_dataset(dataset, "test").tensors  # shared read-only; callers index, never write
+
+
+def test_size(dataset: str) -> int:
+    return len(_test_set(dataset)[1])
+
+
+def test_batch(dataset: str, indices: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test images ``(N, C, H, W)`` and labels ``(N,)`` at ``indices`` (copies)."""
+    x, y = _test_set(dataset)
+    rows = torch.tensor(indices, dtype=torch.long)
+    return x[rows].clone(), y[rows].clone()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def gallery(dataset: str, per_class: int = 8) -> dict[int, list[int]]:
+    return panels.gallery(_test_set(dataset)[1], per_class=per_class)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def images(dataset: str, indices: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
+    x, y = test_batch(dataset, indices)
+    return x.numpy(), y.tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def saliency_maps(checkpoint_id: str, dataset: str, indices: tuple[int, ...], method: str) -> np.ndarray:
+    """Signed maps ``(N, C, H, W)`` of ``method`` for each digit's predicted class."""
+    return panels.saliency_maps(load_model(checkpoint_id), test_batch(dataset, indices)[0], method=method)
+
+
+def prewarm_maps(ids: list[str], dataset: str, indices: tuple[int, ...], method: str = "input_gradient") -> None:
+    """Compute (and cache) the maps of every model a slider can reach, so moving it never waits for a model."""
+    for checkpoint_id in ids:
+        saliency_maps(checkpoint_id, dataset, indices, method)
+
+
+def map_figure(rows: dict[str, str], dataset: str, indices: tuple[int, ...], *, method: str = "input_gradient",
+               shared_scale: bool = True):
+    """``page_figures.map_grid`` of the digits at ``indices`` for ``rows`` (row title → checkpoint id)."""
+    x, y = images(dataset, indices)
+    maps = {title: saliency_maps(cid, dataset, indices, method) for title, cid in rows.items()}
+    return page_figures.map_grid(x, maps, shared_scale=shared_scale, column_titles=[str(k) for k in y],
+                                cell_px=max(60, min(130, 560 // max(len(indices), 1))))  # fills half a wide page
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
+    """The home page's picture: plain vs the best Grad Reg (y) model's input gradients (``viz.saliency_grid``)."""
+    pair = zoo_views.showcase(zoo_manifest(signature)[0])
+    x, y = test_batch(dataset, indices)
+    maps = {f"{e['name']}": torch.from_numpy(saliency_maps(e["id"], dataset, indices, "input_gradient"))
+            for e in pair}
+    return figures.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y.tolist()])
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, eps: float, target: str | int | None,
+                 params: tuple, saliency_method: str) -> dict:
+    """``panels.attack_panel`` for one model and one test image (``params``: sorted (name, value) pairs)."""
+    check_knobs(dict(params))  # the server's caps (gradreg.ui.limits): LimitError, shown by ``failures``
+    x, y = test_batch(dataset, (index,))
+    return panels.attack_panel(load_model(checkpoint_id), x, y, method=method, eps=eps, target=target,
+                                saliency_method=saliency_method, **dict(params))
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
+    check_limit("images", n)
+    check_knobs(dict(params))
+    x, y = test_batch(dataset, tuple(range(n)))
+    return robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], **dict(params))[0]["accuracy"]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def saliency_metrics(checkpoint_id: str, dataset: str, n: int, method: str) -> dict:
+    check_limit("images", n)
+    x, y = test_batch(dataset, tuple(range(n)))
+    return panels.metrics_row(load_model(checkpoint_id), x, y, method=method)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def randomization(checkpoint_id: str, dataset: str, indices: tuple[int, ...], method: str) -> list[dict]:
+    check_limit("images", len(indices))
+    x, y = test_batch(dataset, indices)
+    return panels.randomization_records(load_model(checkpoint_id), x, y, method=method)
+
+
+def randomization_table(ids: list[str], dataset: str, indices: tuple[int, ...], method: str) -> dict[str, list]:
+    """Model short name → ``panels.randomization_records`` on the digits at ``indices``."""
+    return {short_name(cid): randomization(cid, dataset, indices, method) for cid in ids}
+
+
+def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: tuple[int, ...], *,
+                    shared_scale: bool) -> list:
+    """Per digit, a methods × models grid of maps (first column: the digit)."""
+    x, _ = images(dataset, indices)
+    maps = {m: {short_name(cid): saliency_maps(cid, dataset, indices, m) for cid in ids} for m in methods}
+    titles = [f"#{i} (label {k})" for i, k in zip(indices, images(dataset, indices)[1])]
+    return [page_figures.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()} for m, row in maps.items()},
+                                    shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]

@@ -1,0 +1,83 @@
+"""The page frame: the app's thread count, routing every page through ``app.py``, known failures shown as messages,
+the server's caps refused with a message, and the sidebar's status line.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+import torch
+
+from gradreg.core.data import CorruptDataset, DatasetUnavailable
+from gradreg.training import checkpoints
+from gradreg.training.jobs import progress
+from gradreg.ui.catalogue import zoo_dir
+from gradreg.ui.limits import check_limit, problems
+from gradreg.ui.train_panel import training_job
+
+
+def use_threads() -> None:
+    """One intra-op thread per torch call (``$GRADREG_UI_THREADS``, default 1), for ``app.py`` to call once.
+
+    Several sessions and a training thread share 2 cores: torch's default of one intra-op thread per core made a
+    PGD 40–200× slower under load (spinning OpenMP workers); one thread each keeps every panel responsive."""
+    torch.set_num_threads(int(os.environ.get("GRADREG_UI_THREADS", "1")))
+
+
+def enter_page(page=None) -> None:
+    """Called by ``app.py`` right before it runs the chosen ``page`` (see ``routed``; ``share`` forgets the previous
+    page's URL state when the page changed)."""
+    st.session_state["app.routed"] = True
+    st.session_state["url.prefixes"] = None  # set again by the page's ``share``
+    if page is not None and st.session_state.get("url.page") != page.url_path:
+        st.session_state["url.page"] = page.url_path
+        for name in ("url.written", "url.base", "url.link", "url.applied"):
+            st.session_state.pop(name, None)
+
+
+def routed() -> None:
+    """Make sure the page runs inside ``app.py``'s router. When a fresh server's first request is a deep link and a
+    ``pages/`` folder exists, Streamlit's legacy multipage mode runs the page file on its own, without layout or
+    navigation (streamlit/streamlit#10276): then ``enter_page`` did not run; switch the mode off and rerun, once
+    per session (AppTest runs every script in that mode, and a second rerun would drop a button click)."""
+    if st.session_state.pop("app.routed", False) or st.session_state.get("app.rerouted"):
+        return
+    from streamlit.runtime.pages_manager import PagesManager  # no public switch for this mode
+
+    st.session_state["app.rerouted"] = True
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+@contextmanager
+def failures(what: str, *, stop: bool = False) -> Iterator[None]:
+    """Show a known failure (unusable checkpoint, missing dataset, a method that does not apply) as ``st.error``
+    with its message instead of a traceback; the rest of the page still renders, unless ``stop``."""
+    try:
+        yield
+    except (checkpoints.CheckpointError, DatasetUnavailable, CorruptDataset, ValueError) as err:
+        st.error(f"{what} failed: {err}")
+        if stop:
+            st.stop()
+
+
+def within_limits(**requested: int) -> None:
+    """Refuse a page's request over this server's caps (``gradreg.ui.limits``: ``images=``, ``attack_steps=``,
+    ``queries=``…) with an ``st.error`` naming the variable, and stop the page."""
+    with failures("This request", stop=True):
+        for name, value in requested.items():
+            check_limit(name, int(value))
+
+
+def sidebar_status() -> None:
+    """Where the models come from, a running training's progress, and misconfigured caps (``gradreg.ui.limits``: their
+    defaults apply), on every page."""
+    for problem in problems():
+        st.sidebar.warning(f"Server limit ignored: {problem}")
+    job = training_job()
+    if job is not None and job["state"] == "running":
+        st.sidebar.progress(progress(job), text=f"Training `{job['id']}`")
+    st.sidebar.caption(f"Zoo: `{zoo_dir()}` · your models: `{checkpoints.user_dir()}`")

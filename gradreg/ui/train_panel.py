@@ -1,0 +1,145 @@
+"""Training in the app: the settings form, background runs (one ``TrainingJob`` per config, shared by every
+session) and their live panel with curves and a Stop button.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from gradreg.core.config import ACTIVATIONS, DEFENCES, RECIPES, TrainConfig, config_id, with_recipe
+from gradreg.core.models import DEFAULT_MODEL, MODELS
+from gradreg.lessons import zoo_views
+from gradreg.training import checkpoints
+from gradreg.training.jobs import TrainingJob, progress
+from gradreg.training.loop import estimate_seconds
+from gradreg.training.regularizers import REGULARIZERS
+from gradreg.ui.catalogue import datasets, usable_models
+from gradreg.ui.labels import label
+from gradreg.ui.limits import limit
+from gradreg.viz import page_figures
+
+
+def max_train_seconds() -> float:
+    """The longest training the app accepts (``$GRADREG_MAX_TRAIN_SECONDS``, default 10 minutes)."""
+    return float(os.environ.get("GRADREG_MAX_TRAIN_SECONDS", 600))
+
+
+def train_form(key: str = "train") -> TrainConfig | None:
+    """Training settings in a form (no rerun per widget); returns a validated config once submitted."""
+    available = [row["name"] for row in datasets() if row["available"]]
+    with st.form(f"{key}.form"):
+        left, middle, right = st.columns(3)
+        dataset = left.selectbox("Dataset", available, index=available.index("mnist") if "mnist" in available else 0,
+                                 key=f"{key}.dataset")
+        model = left.selectbox("Model", sorted(MODELS), index=sorted(MODELS).index(DEFAULT_MODEL), key=f"{key}.model")
+        recipe = left.selectbox("Recipe", list(RECIPES), format_func=label, key=f"{key}.recipe",
+                                help="Weight init, BatchNorm's scale and Adam's ε (PAPER.md §2: at the authors' λ "
+                                     "PyTorch's defaults lose clean accuracy).")
+        activation = left.selectbox("Activation", ACTIVATIONS, key=f"{key}.activation")
+        regularizer = middle.selectbox("Regularizer", sorted(REGULARIZERS), format_func=label,
+                                       index=sorted(REGULARIZERS).index("grad_y"), key=f"{key}.regularizer")
+        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, zoo_views.AUTHORS_LAMBDAS["grad_y"], format="%g",
+                                  key=f"{key}.lam", help="The authors' TensorFlow λ ÷ 512 (their MNIST choice: 110); "
+                                                         "ignored without a regularizer.")
+        defence = middle.selectbox("Defence", DEFENCES, format_func=label, key=f"{key}.defence")
+        epochs = right.number_input("Epochs", 1, limit("epochs"), 2, key=f"{key}.epochs")
+        n_train = right.number_input("Training images", 100, 55000, 10000, step=1000, key=f"{key}.n_train")
+        lr = right.number_input("Learning rate (Adam)", 1e-5, 1e-1, 1e-3, format="%g", key=f"{key}.lr")
+        seed = right.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
+        if not st.form_submit_button("Train", type="primary"):
+            return None
+    try:
+        config = with_recipe(TrainConfig(dataset=dataset, model=model, activation=activation, regularizer=regularizer,
+                                         lam=float(lam) if regularizer != "none" else 0.0, defence=defence,
+                                         epochs=int(epochs), n_train=int(n_train), lr=float(lr), seed=int(seed)), recipe)
+    except ValueError as err:
+        st.error(f"Invalid settings: {err}")
+        return None
+    estimate = estimate_seconds(config)
+    if estimate > max_train_seconds():
+        st.error(f"This would take about {estimate / 60:.0f} min on this machine; the limit is "
+                 f"{max_train_seconds() / 60:.0f} min. Use fewer epochs or training images.")
+        return None
+    return config
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs() -> dict[str, TrainingJob]:
+    return {}  # checkpoint id → job, shared by all sessions: one machine, one training at a time
+
+
+def start_training(config: TrainConfig) -> str:
+    """Start ``config`` in the background unless it exists already or another run is busy; returns a message."""
+    cid = config_id(config)
+    existing = next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
+    if existing is not None:
+        return f"Already trained: `{cid}` is loaded instead of retraining."
+    if config.epochs > limit("epochs"):
+        return f"{config.epochs} epochs is over this server's limit of {limit('epochs')} ($GRADREG_MAX_EPOCHS)."
+    busy = [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
+    if len(busy) >= limit("trainings"):  # $GRADREG_MAX_TRAININGS runs at once (default 1: 2 cores, many users)
+        return (f"Another run is in progress (`{busy[0].id}`; this server allows {limit('trainings')} at a time); "
+                "stop it or wait for it to finish.")
+    _jobs()[cid] = TrainingJob(config, root=checkpoints.user_dir()).start()
+    st.session_state["train.job"] = cid
+    return f"Started `{cid}` (about {estimate_seconds(config):.0f} s)."
+
+
+def training_job() -> dict | None:
+    """A snapshot of this session's training run (else of any running one), or None."""
+    jobs = _jobs()
+    job = jobs.get(st.session_state.get("train.job", ""))
+    job = job or next((j for j in jobs.values() if j.snapshot()["state"] == "running"), None)
+    return job.snapshot() if job is not None else None
+
+
+def stop_training(checkpoint_id: str) -> None:
+    job = _jobs().get(checkpoint_id)
+    if job is not None:
+        job.stop()
+
+
+def training_panel() -> None:
+    """The current run's progress, curves and Stop button (live while it runs), or its outcome."""
+    job = training_job()
+    if job is None:
+        return
+    if job["state"] == "running":
+        _live_training()
+    else:
+        _render_job(job)
+
+
+@st.fragment(run_every=1.0)
+def _live_training() -> None:
+    job = training_job()
+    if job is not None and job["state"] != "running" and st.session_state.get("train.seen") != job["id"]:
+        st.session_state["train.seen"] = job["id"]
+        st.rerun()  # once, the whole app: the sidebar and every list pick up the finished model
+    if job is not None:
+        _render_job(job)
+
+
+def _render_job(job: dict) -> None:
+    state = job["state"]
+    title = {"running": "Training", "done": "Trained", "stopped": "Stopped", "failed": "Failed"}[state]
+    status = {"running": "running", "done": "complete", "stopped": "error", "failed": "error"}[state]
+    with st.status(f"{title} `{job['id']}`", state=status, expanded=True):
+        running = job["running"]
+        text = f"{job['phase'] or 'train'} · batch {job['batch']}/{job['batches']}"
+        if running:
+            text += f" · loss {running['loss']:.3f} · accuracy {running['accuracy']:.3f}"
+        st.progress(progress(job), text=text)
+        if job["epochs"]:
+            st.plotly_chart(page_figures.training_curves(job["epochs"]), width="stretch", key="train.curves")
+        if state == "running":
+            st.button("Stop", key="train.stop", on_click=stop_training, args=(job["id"],), icon=":material/stop:")
+        elif state == "done":
+            st.success(f"Test accuracy {job['result']['test_accuracy']:.2%}. The model is saved and listed on "
+                       "every page.")
+        elif state == "stopped":
+            st.warning("Stopped before the end: nothing was saved.")
+        else:
+            st.error(f"Training failed: {job['error']}")

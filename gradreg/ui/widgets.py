@@ -1,0 +1,154 @@
+"""Shared widgets: each draws its widgets and returns plain values (checkpoint ids, test indices, attack settings),
+or draws a shared table or row of metrics.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import streamlit as st
+
+from gradreg.attacks import ATTACKS, NORMS
+from gradreg.lessons import panels, zoo_views
+from gradreg.ui import urlstate
+from gradreg.ui.catalogue import describe, short_name, usable_models
+from gradreg.ui.compute import gallery, images, robust_point, saliency_methods, saliency_metrics, test_size
+from gradreg.ui.labels import label
+from gradreg.ui.limits import check_knobs, check_limit
+from gradreg.ui.share import advanced
+
+
+def show_models(rows: list[dict], *, height: int | None = None) -> None:
+    """A table of models: label, where it comes from, test accuracy, and the card's FGSM accuracy at ε = 0.1."""
+    table = [{"model": describe(m), "source": m["source"], "test accuracy": m["test_accuracy"],
+              "FGSM ε=0.1": zoo_views.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
+              "epochs": m["epochs"], "dataset": m["dataset"], "id": m["id"]} for m in rows]
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe(table, width="stretch", hide_index=True, height=height or "auto",
+                 column_config={"test accuracy": percent, "FGSM ε=0.1": percent})
+
+
+def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
+    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
+    every point is cached on its own, so adding a model or an ε computes only what is new."""
+    check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
+    check_knobs(dict(params))
+    bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
+    names = {m["id"]: describe(m) for m in usable_models()}
+    for i, cid in enumerate(ids):
+        for j, eps in enumerate(epsilons):
+            records.append({"model": names.get(cid, cid), "eps": eps,
+                            "accuracy": robust_point(cid, dataset, n, method, eps, params)})
+            bar.progress((i * len(epsilons) + j + 1) / total, text=f"{names.get(cid, cid)} · ε = {eps:g}")
+    bar.empty()
+    return records
+
+
+def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
+                 label_text: str = "Models") -> list[str]:
+    """A multiselect of usable models (of ``dataset``, if given); returns checkpoint ids."""
+    rows = usable_models(dataset)
+    names = {m["id"]: describe(m) for m in rows}
+    chosen = [cid for cid in default if cid in names][:max_selections]
+    picked = st.session_state.get(f"{key}.models")  # from a link: keep the usable ones, at most max_selections
+    if picked is not None and picked != (kept := [cid for cid in picked if cid in names][:max_selections]):
+        st.session_state[f"{key}.models"] = kept
+    return st.multiselect(label_text, list(names), default=chosen, format_func=names.get,
+                          max_selections=max_selections, key=f"{key}.models")
+
+
+def image_picker(key: str, dataset: str) -> int:
+    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index."""
+    classes = gallery(dataset)
+    mode = st.segmented_control("Choose the image", ["gallery", "index"], default="gallery", required=True,
+                                key=f"{key}.mode", format_func=str.capitalize)
+    if mode == "index":
+        return int(st.number_input("Test index", 0, test_size(dataset) - 1, 0, key=f"{key}.index"))
+    digit = st.segmented_control("Class", list(classes), default=next(iter(classes)), required=True,
+                                 key=f"{key}.class")
+    choices = classes[digit]
+    x, _ = images(dataset, tuple(choices))
+    st.image(panels.thumbnail_strip(x), width="stretch")
+    position = st.segmented_control("Example", list(range(len(choices))), default=0, required=True,
+                                    format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
+    return choices[position]
+
+
+def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> tuple[int, ...]:
+    """Several digits: the ``example``-th test image of each chosen class; returns test indices."""
+    classes = gallery(dataset)
+    left, right = st.columns([4, 1])
+    chosen = left.pills("Digits (one per class)", list(classes), selection_mode="multi", key=f"{key}.classes",
+                        default=[k for k in default_classes if k in classes])
+    example = right.number_input("Example #", 1, min(len(v) for v in classes.values()), 1, key=f"{key}.example")
+    return tuple(classes[k][example - 1] for k in sorted(chosen))
+
+
+def attack_controls(key: str) -> dict:
+    """Attack, ε, target, the attack's own knobs and the saliency method shown; returns ``{"method", "eps", "target",
+    "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
+    left, middle, right, last = st.columns([2, 3, 2, 2])
+    method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
+    saliency = last.selectbox("Saliency method", saliency_methods(), format_func=label, key=f"{key}.saliency")
+    spec, params = ATTACKS[method], {}
+    with st.expander(f"{label(method)} settings") if advanced() else nullcontext():
+        for name, default in spec.params.items():
+            params[name] = _knob(f"{key}.{method}.{name}", name, default)
+    norm = params.get("norm", spec.norm)
+    title, high, value, step = panels.eps_range(method, norm)
+    eps = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")
+    target = None
+    if spec.targeted:
+        target = right.selectbox("Target", [*panels.TARGET_NAMES, *range(10)], format_func=
+                                 lambda t: label(t) if isinstance(t, str) else f"class {t}", key=f"{key}.target")
+    return {"method": method, "eps": float(eps), "target": target, "saliency": saliency,
+            "params": tuple(sorted((k, v) for k, v in params.items() if v is not None))}
+
+
+def _knob(key: str, name: str, default: object) -> object:
+    """One attack knob as a widget chosen by its default's type (None: automatic, not shown); in teacher mode no
+    widget, the link's value or the default."""
+    if not advanced():
+        return st.session_state.get(key, default)
+    if name == "norm":
+        return st.selectbox("Norm", NORMS, index=NORMS.index(default), key=key)
+    if isinstance(default, bool):
+        return st.checkbox(name.replace("_", " "), value=default, key=key)
+    if isinstance(default, int):
+        return int(st.number_input(name, 1, max(default, urlstate.knob_limit(name)), default, key=key))
+    if isinstance(default, float):
+        return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
+    return None
+
+
+CARD_METRICS = (("clean", "Clean accuracy"), ("fgsm", "FGSM white-box"), ("pgd", "PGD white-box"),
+                ("transfer_fgsm", "FGSM from plain"), ("grad_norm", "Mean ‖∇ₓ CE‖₂"), ("max_prob", "Confidence"))
+
+
+def card_metrics(values: dict, reference: dict | None) -> None:
+    """One ``st.metric`` per card number, with the difference to the plain model."""
+    for column, (key, title) in zip(st.columns(len(CARD_METRICS)), CARD_METRICS):
+        value, base = values.get(key), (reference or {}).get(key)
+        if value is None:
+            column.metric(title, "n/a")
+        elif key == "grad_norm":
+            ratio = f"×{value / base:.2g} vs plain" if base else None
+            column.metric(title, f"{value:.3g}", ratio, delta_color="off", help="Mean input-gradient norm")
+        else:
+            delta = f"{(value - base) * 100:+.1f} pts vs plain" if base is not None else None
+            confidence = key == "max_prob"  # lower is not worse: the paper's GR models are less over-confident
+            column.metric(title, f"{value:.1%}", delta, delta_color="off" if confidence else "normal",
+                          help="Mean max probability" if confidence else None)
+
+
+def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
+    """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
+    bar, records = st.progress(0.0, text="saliency metrics"), []
+    pairs = [(cid, m) for cid in ids for m in methods]
+    for i, (cid, method) in enumerate(pairs):
+        bar.progress(i / len(pairs), text=f"{short_name(cid)} · {label(method)}")
+        values = saliency_metrics(cid, dataset, n, method)
+        records.append({"model": short_name(cid), "method": label(method),
+                        **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
+    bar.empty()
+    return records
