@@ -29,7 +29,7 @@ def lab() -> None:
     choice = ui.attack_controls("attack")
     for cid in ids:
         with ui.failures(f"Attacking {ui.short_name(cid)}"):
-            panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["eps"], choice["target"],
+            panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["size"], choice["target"],
                                     choice["params"], choice["saliency"])
             st.markdown(panels.attack_summary(ui.short_name(cid), panel))
             images, bars = st.columns([5, 2])

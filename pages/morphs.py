@@ -36,13 +36,13 @@ firsts = tuple(classes[k][0] for k in sorted(classes))  # the first test image o
 @st.cache_data(show_spinner=False, max_entries=128)
 def grid(cid: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int, eps: float) -> dict:
     x, y = ui.test_batch(dataset, indices)
-    return morphs.morph_grid(ui.load_model(cid), x, y, steps=steps, eps=eps, judge=ui.load_model(judge))
+    return morphs.morph_grid(ui.load_model(cid), x, y, steps=steps, step_size=eps, judge=ui.load_model(judge))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def rates(cid: str, judge: str, dataset: str, n: int, steps: int, eps: float) -> dict:
     x, y = ui.test_batch(dataset, tuple(range(n)))
-    return morphs.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, eps=eps)
+    return morphs.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, step_size=eps)
 
 
 @ui.fragment
@@ -51,7 +51,7 @@ def lesson() -> None:
     judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
                            format_func=ui.short_name, key="morphs.judge")
     steps = int(middle.slider("TGSM steps", 1, 20, 10, key="morphs.steps"))
-    eps = float(right.select_slider("ε per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
+    eps = float(right.select_slider("Step size per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
     n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n") if ui.advanced()
             else st.session_state.get("morphs.n", 64))  # teacher mode: the link's value, no control
     ui.within_limits(images=n, attack_steps=steps)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradreg.attacks import ATTACKS, TARGETS, attack, fgsm, get_attack, pgd, resolve_target
+from gradreg.attacks import ATTACKS, TARGETS, attack, fgsm, get_attack, iterated_tgsm, jsma, pgd, sized, target_classes
 from gradreg.attacks.saliency_map import _best_pairs
 from gradreg.core.models import build_model
 from gradreg.core.modules import eval_mode
@@ -21,7 +21,7 @@ FAST = {"pgd": {"steps": 5}, "bim": {"steps": 5}, "iterated_tgsm": {"steps": 3},
 
 
 def run(model, x, y, method, eps, *, seed=0, **kw):
-    return attack(model, x, y, method, eps=eps, seed=seed, **(FAST.get(method, {}) | kw))
+    return attack(model, x, y, method, **sized(method, eps), seed=seed, **(FAST.get(method, {}) | kw))
 
 
 @pytest.fixture
@@ -63,6 +63,20 @@ def test_eval_mode_restores_each_submodule(tiny_model):
     assert wrapper.training and not any(m.training for m in tiny_model.modules())
 
 
+def test_attacks_without_a_radius_refuse_eps_and_name_their_size():
+    assert {name: spec.size for name, spec in ATTACKS.items() if spec.size != "eps"} == {
+        "iterated_tgsm": "step_size", "jsma": "theta"}
+    x, y = torch.rand(2, 1, 28, 28), torch.tensor([1, 2])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    for method, size in (("iterated_tgsm", "step_size"), ("jsma", "theta")):
+        with pytest.raises(ValueError, match=f"{method} takes {size}="):
+            attack(model, x, y, method, eps=0.1)
+    with pytest.raises(ValueError, match="takes step_size="):
+        iterated_tgsm(model, x, y, eps=0.1)
+    with pytest.raises(ValueError, match="takes theta="):
+        jsma(model, x, y, eps=1.0)
+
+
 def test_unbounded_attacks_say_so():
     assert [name for name, spec in ATTACKS.items() if not spec.bounded] == ["iterated_tgsm"]
     assert "UNBOUNDED" in ATTACKS["iterated_tgsm"].fn.__doc__
@@ -101,7 +115,7 @@ def test_accuracy_does_not_increase(tiny_model, synthetic, method):
 @pytest.mark.parametrize("method", TARGETED)
 def test_targeted_attacks_raise_target_hits(tiny_model, synthetic, method):
     x, y = synthetic[0][:16], synthetic[1][:16]
-    t = resolve_target(tiny_model, x, y, "next")
+    t = target_classes(tiny_model, x, y, "next")
     eps, kw = (1.0, {"gamma": 0.05}) if method == "jsma" else (0.3, {})
     x_adv = run(tiny_model, x, y, method, eps, target=t, **kw)
     with torch.no_grad():
@@ -111,8 +125,8 @@ def test_targeted_attacks_raise_target_hits(tiny_model, synthetic, method):
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("eps", [-0.1, math.nan, math.inf, True, "0.1", None])
 def test_invalid_eps(tiny_model, batch, method, eps):
-    with pytest.raises(ValueError, match="eps"):
-        attack(tiny_model, *batch, method, eps=eps)
+    with pytest.raises(ValueError, match=ATTACKS[method].size):
+        attack(tiny_model, *batch, method, **sized(method, eps))
 
 
 def test_invalid_method_norm_and_params(tiny_model, batch):
@@ -125,7 +139,7 @@ def test_invalid_method_norm_and_params(tiny_model, batch):
     with pytest.raises(ValueError, match="steps"):
         attack(tiny_model, *batch, "pgd", eps=0.1, steps=0)
     with pytest.raises(ValueError, match="gamma"):
-        attack(tiny_model, *batch, "jsma", eps=1.0, gamma=1.5)
+        attack(tiny_model, *batch, "jsma", theta=1.0, gamma=1.5)
 
 
 @pytest.mark.parametrize("target", ["bogus", torch.zeros(3, dtype=torch.long), torch.full((24,), 10),
@@ -133,7 +147,7 @@ def test_invalid_method_norm_and_params(tiny_model, batch):
 @pytest.mark.parametrize("method", TARGETED)
 def test_invalid_target(tiny_model, batch, method, target):
     with pytest.raises(ValueError, match="target"):
-        attack(tiny_model, *batch, method, eps=0.1, target=target)
+        attack(tiny_model, *batch, method, **sized(method, 0.1), target=target)
 
 
 def test_untargeted_attack_refuses_a_target(tiny_model, batch):
@@ -150,11 +164,11 @@ def test_invalid_inputs(tiny_model, batch):
 
 def test_targets(tiny_model, batch):
     x, y = batch
-    assert torch.equal(resolve_target(tiny_model, x, y, "next"), (y + 1) % 10)
-    random = resolve_target(tiny_model, x, y, "random", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(target_classes(tiny_model, x, y, "next"), (y + 1) % 10)
+    random = target_classes(tiny_model, x, y, "random", generator=torch.Generator().manual_seed(0))
     assert ((random != y) & (random >= 0) & (random < 10)).all()
     with torch.no_grad():
-        assert torch.equal(resolve_target(tiny_model, x, y, "least_likely"), tiny_model(x).argmin(1))
+        assert torch.equal(target_classes(tiny_model, x, y, "least_likely"), tiny_model(x).argmin(1))
     assert set(TARGETS) == {"next", "random", "least_likely"}
 
 
@@ -207,7 +221,7 @@ def test_seeded_attacks_are_reproducible(tiny_model, batch, method):
 def test_jsma_changes_at_most_gamma_of_the_pixels(tiny_model, batch):
     x, y = batch[0][:8], batch[1][:8]
     for gamma in (0.01, 0.03):
-        x_adv = attack(tiny_model, x, y, "jsma", eps=1.0, gamma=gamma)
+        x_adv = attack(tiny_model, x, y, "jsma", theta=1.0, gamma=gamma)
         changed = (x_adv != x).flatten(1).sum(1)
         assert changed.max() <= gamma * x[0].numel()
         assert changed.max() > 0

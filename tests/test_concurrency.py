@@ -78,14 +78,15 @@ def _requests(cid: str) -> list[tuple]:
 
 
 def _alone(ui, model, name: str, args: tuple):
-    """The same request computed directly by ``gradreg.explore`` / ``gradreg.evaluate``, no cache, one thread."""
+    """The same request computed directly by ``gradreg.lessons.panels`` / ``gradreg.evaluation``, no cache, one
+    thread."""
     from gradreg.evaluation.accuracy import robust_accuracy
 
     if name == "attack_panel":
         cid, data, index, method, eps, target, params, sal = args
         x, y = ui.test_batch(data, (index,))
-        return panels.attack_panel(model, x, y, method=method, eps=eps, target=target, saliency_method=sal,
-                                    **dict(params))
+        return panels.attack_panel(model, x, y, method=method, size=eps, target=target, saliency_method=sal,
+                                   **dict(params))
     if name == "saliency_maps":
         cid, data, indices, method = args
         return panels.saliency_maps(model, ui.test_batch(data, indices)[0], method=method)
@@ -181,7 +182,7 @@ def test_a_training_run_does_not_freeze_the_others(ui, tmp_path):
     x, y = ui.test_batch("synthetic", (5,))
 
     def panel() -> dict:
-        return panels.attack_panel(model, x, y, method="pgd", eps=0.1, steps=10, saliency_method="input_gradient")
+        return panels.attack_panel(model, x, y, method="pgd", size=0.1, steps=10, saliency_method="input_gradient")
 
     panel()
     idle = _latency(panel, 15)

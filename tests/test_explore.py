@@ -116,14 +116,14 @@ def test_saliency_maps_are_the_library_maps_as_numpy(tiny_model, synthetic):
 
 def test_attack_panel_fgsm(tiny_model, synthetic):
     x, y = synthetic
-    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.1)
+    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", size=0.1)
     assert panel["linf"] == pytest.approx(0.1, abs=1e-6)
     assert panel["image"].shape == panel["adversarial"].shape == panel["saliency_adv"].shape == (1, 28, 28)
     np.testing.assert_allclose(panel["adversarial"] - panel["image"], panel["perturbation"], atol=1e-6)
     assert panel["probs_clean"].sum() == pytest.approx(1, abs=1e-5)
     assert panel["pred_clean"] == int(panel["probs_clean"].argmax()) and panel["target"] == -1
     assert panel["label"] == int(y[0])
-    still = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", eps=0.0)
+    still = panels.attack_panel(tiny_model, x[:1], y[:1], method="fgsm", size=0.0)
     assert still["linf"] == 0 and still["l0"] == 0 and still["pred_adv"] == still["pred_clean"]
     assert all(p.grad is None for p in tiny_model.parameters()) and not tiny_model.training
 
@@ -131,15 +131,15 @@ def test_attack_panel_fgsm(tiny_model, synthetic):
 @pytest.mark.parametrize("method", sorted(name for name, spec in ATTACKS.items() if spec.targeted))
 def test_attack_panel_names_the_target(tiny_model, synthetic, method):
     x, y = synthetic
-    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1, target=4)
+    panel = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, size=0.1, target=4)
     assert panel["target"] == 4
-    default = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, eps=0.1)
+    default = panels.attack_panel(tiny_model, x[:1], y[:1], method=method, size=0.1)
     assert default["target"] == (int(y[0]) + 1) % 10, "the paper's (y + 1) mod K"
 
 
-def test_eps_range_and_summary():
-    assert panels.eps_range("pgd", "l2")[1] > panels.eps_range("pgd")[1]
-    assert panels.eps_range("iterated_tgsm")[0].startswith("step size")
+def test_size_range_and_summary():
+    assert panels.size_range("pgd", "l2")[1] > panels.size_range("pgd")[1]
+    assert panels.size_range("iterated_tgsm")[0].startswith("step size")
     panel = {"label": 3, "pred_clean": 3, "pred_adv": 5, "target": 5, "probs_clean": np.array([0.1, 0.9]),
              "probs_adv": np.array([0.2, 0.8]), "linf": 0.1, "l2": 1.0, "l0": 12}
     assert "reached the target" in panels.attack_summary("m", panel)

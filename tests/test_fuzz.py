@@ -104,7 +104,7 @@ def _api_cases(model, x, y) -> list[tuple[str, callable]]:
         add(f"pgd restarts={value!r}", run_attack, x=x, y=y, method="pgd", steps=2, restarts=value)
         add(f"square queries={value!r}", run_attack, x=x, y=y, method="square", queries=value)
     for value in FRACTIONS:
-        add(f"jsma gamma={value!r}", run_attack, x=x, y=y, method="jsma", gamma=value)
+        add(f"jsma gamma={value!r}", run_attack, x=x, y=y, method="jsma", eps=None, gamma=value)
         add(f"square p_init={value!r}", run_attack, x=x, y=y, method="square", queries=5, p_init=value)
     for name in NAMES:
         add(f"pgd norm={name!r}", run_attack, x=x, y=y, method="pgd", steps=2, norm=name)

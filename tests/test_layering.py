@@ -131,6 +131,13 @@ def test_attacks_never_import_training():
     assert not {m for m in reached if _package(m) in ("training", "evaluation", "paper", "lessons", "cli", "ui")}
 
 
+def test_import_gradreg_keeps_its_api_and_loads_saliency_lazily():
+    code = ("import sys, gradreg; assert 'captum' not in sys.modules and 'gradreg.explain.saliency' not in sys.modules; "
+            "assert callable(gradreg.saliency) and 'saliency' in gradreg.__all__; "
+            "assert all(hasattr(gradreg, name) for name in gradreg.__all__); assert 'captum' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_only_ui_package_imports_streamlit():
     offenders = [p.relative_to(ROOT).as_posix() for p in (ROOT / "gradreg").rglob("*.py")
                  if (ROOT / "gradreg" / "ui") not in p.parents and "streamlit" in _imports(p)]

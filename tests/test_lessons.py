@@ -126,14 +126,14 @@ def test_story_is_computed_from_the_rows():
 
 def test_morph_grid_and_judge_rates(tiny_model, linear_model, synthetic):
     x, y = synthetic
-    result = morphs.morph_grid(tiny_model, x, y, steps=2, eps=0.1, judge=linear_model)
+    result = morphs.morph_grid(tiny_model, x, y, steps=2, step_size=0.1, judge=linear_model)
     k = len(result["classes"])
     assert result["grid"].shape == (k, k, *x.shape[1:]) and result["classes"] == list(range(k))
     off = [(r, c) for r in range(k) for c in range(k) if r != c]
     expected = sum(result["judge_pred"][r][c] == c for r, c in off) / len(off)
     assert result["judge_target_rate"] == pytest.approx(expected)
     assert result["model_target_rate"] == pytest.approx(sum(result["model_pred"][r][c] == c for r, c in off) / len(off))
-    alone = morphs.morph_grid(tiny_model, x, y, steps=2, eps=0.1)
+    alone = morphs.morph_grid(tiny_model, x, y, steps=2, step_size=0.1)
     assert alone["judge_pred"] is None and alone["judge_target_rate"] is None
     rates = morphs.judge_rates(tiny_model, linear_model, x[:20], y[:20], steps=2)
     assert rates["n"] == 20 and 0 <= rates["judge_target_rate"] <= 1
@@ -154,7 +154,7 @@ def test_figures_build(pair, tiny_model, synthetic):
     assert len(lesson_figures.cell_figure(examples).data) == 3 * 4
     rows = [_row("D", 0.9, 0.4, 0.1, None)]
     assert len(lesson_figures.masking_bars(rows, labels=LABELS).data) == 4
-    grid = morphs.morph_grid(tiny_model, *synthetic, steps=1, eps=0.1)
+    grid = morphs.morph_grid(tiny_model, *synthetic, steps=1, step_size=0.1)
     fig = lesson_figures.morph_figure(grid)
     k = len(grid["classes"])
     assert len(fig.layout.annotations) == k * (k - 1)

@@ -246,8 +246,8 @@ def test_caps_have_defaults_and_read_their_variables(monkeypatch):
     monkeypatch.setenv("GRADREG_MAX_ATTACK_STEPS", "50")
     assert limits.limit("attack_steps") == 50
     with pytest.raises(limits.LimitError, match="GRADREG_MAX_ATTACK_STEPS"):
-        limits.check_knobs({"steps": 51, "norm": "linf"})
-    assert limits.check_knobs({"steps": 50}) == {"steps": 50}
+        limits.check_knob_caps({"steps": 51, "norm": "linf"})
+    assert limits.check_knob_caps({"steps": 50}) == {"steps": 50}
 
 
 @pytest.mark.parametrize("value", ["zero", "0", "-3", "1.5", "nan"])

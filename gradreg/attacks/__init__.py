@@ -6,13 +6,13 @@ here plus its entry in ``ATTACKS``.
 It imports ``gradreg.core`` and ``gradreg.fastgrad`` only: never training, evaluation or anything above.
 """
 
-from gradreg.attacks.descent import NORMS, Eps, Norm, check_eps, check_inputs, loss_gradient
-from gradreg.attacks.gradient import bim, fgsm, iterated_tgsm, pgd, tgsm
+from gradreg.attacks.descent import NORMS, Eps, Norm, check_eps, check_epsilons, loss_gradient
+from gradreg.attacks.gradient import bim, fgsm, iterated_tgsm, pgd, single_step_sweep, tgsm
 from gradreg.attacks.random_search import square
-from gradreg.attacks.registry import ATTACKS, AttackSpec, attack, get_attack
+from gradreg.attacks.registry import ATTACKS, SIZES, AttackSpec, attack, get_attack, sized
 from gradreg.attacks.saliency_map import jsma
-from gradreg.attacks.targets import TARGETS, Target, resolve_target
+from gradreg.attacks.targets import TARGETS, AttackTarget, target_classes
 
-__all__ = ["ATTACKS", "NORMS", "TARGETS", "AttackSpec", "Eps", "Norm", "Target", "attack", "bim", "check_eps",
-           "check_inputs", "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target",
-           "square", "tgsm"]
+__all__ = ["ATTACKS", "NORMS", "SIZES", "TARGETS", "AttackSpec", "AttackTarget", "Eps", "Norm", "attack", "bim",
+           "check_eps", "check_epsilons", "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd",
+           "single_step_sweep", "sized", "square", "target_classes", "tgsm"]

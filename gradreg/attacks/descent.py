@@ -7,9 +7,11 @@ References: Madry et al. 2018, "Towards Deep Learning Models Resistant to Advers
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Literal, Union
+from collections.abc import Iterable
+from typing import Callable, Literal, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,42 +24,49 @@ Eps = Union[float, torch.Tensor]  # a radius, or per-example radii (N,)
 NORMS = ("linf", "l2")
 
 
-def check_eps(eps: Eps, n: int | None = None) -> None:
-    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example radii ``(n,)``."""
+def check_eps(eps: Eps, n: int | None = None, *, name: str = "eps") -> None:
+    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example values ``(n,)``; ``name``
+    is the knob's (``eps``, a radius; ``step_size``; ``theta``)."""
     if isinstance(eps, torch.Tensor):
         ok = eps.dim() == 1 and (n is None or len(eps) == n) and bool((torch.isfinite(eps) & (eps >= 0)).all())
         if not ok:
-            raise ValueError(f"eps as a tensor must hold finite per-example radii >= 0 of shape ({n},), "
+            raise ValueError(f"{name} as a tensor must hold finite per-example values >= 0 of shape ({n},), "
                              f"got shape {tuple(eps.shape)}")
         return
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (or a tensor of per-example radii), got {eps!r}")
+        raise ValueError(f"{name} must be a finite number >= 0 (or a tensor of per-example values), got {eps!r}")
 
 
-def _check_norm(norm: str) -> None:
+def check_epsilons(epsilons: Iterable[float]) -> list[float]:
+    """The ε grid as a non-empty list of finite numbers >= 0; ``ValueError`` otherwise."""
+    if isinstance(epsilons, (str, bytes)) or not isinstance(epsilons, Iterable):
+        raise ValueError(f"epsilons must be a sequence of numbers, got {epsilons!r}")
+    values = list(epsilons)
+    if not values:
+        raise ValueError("epsilons must not be empty")
+    for eps in values:
+        check_eps(eps)
+    return [float(eps) for eps in values]
+
+
+def check_norm(norm: str) -> None:
+    """``ValueError`` unless ``norm`` is one of ``NORMS``."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
 
 
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-def _check_fraction(name: str, value: float, *, low_open: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
-    if bad or (low_open and value == 0):
-        raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
-
-
-def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
-    """``ValueError`` unless ``x`` is float images ``(N, C, H, W)`` in [0, 1] and ``y`` integer labels ``(N,)``."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of images (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
-        raise ValueError("x must lie in [0, 1] (and contain no NaN)")
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
-        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {getattr(y, 'shape', type(y))}")
+def refuses(**renamed: str) -> Callable[[Callable], Callable]:
+    """Refuse a knob's old spelling with a ``ValueError`` naming the new one, e.g. ``@refuses(eps="step_size")``
+    for an attack whose size is not a radius (a plain call would say only "unexpected keyword")."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)  # inspect.signature still reads fn's own keywords
+        def checked(*args, **kwargs):
+            for old, new in renamed.items():
+                if old in kwargs:
+                    raise ValueError(f"{fn.__name__} takes {new}=, not {old}= (it has no ε-ball of radius {old})")
+            return fn(*args, **kwargs)
+        return checked
+    return wrap
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

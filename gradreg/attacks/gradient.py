@@ -2,19 +2,21 @@
 
 FGSM (Goodfellow et al. 2015, arXiv 1412.6572) and TGSM are one L∞ step; iterated TGSM repeats TGSM with no ε-ball
 (Ross & Doshi-Velez 2018, arXiv 1711.09404); BIM (Kurakin et al. 2016, arXiv 1607.02533) and PGD (Madry et al. 2018,
-arXiv 1706.06083) iterate with projection.
+arXiv 1706.06083) iterate with projection. Each public function validates its inputs once; the private ones compute.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
-from gradreg.attacks.descent import (Eps, Norm, _check_count, _check_norm, check_eps, check_inputs, generator_for,
-                                     projected_steps)
-from gradreg.attacks.targets import Target, resolve_target
+from gradreg.attacks.descent import (Eps, Norm, apply_direction, check_eps, check_epsilons, check_norm,
+                                     generator_for, projected_steps, refuses, step_direction)
+from gradreg.attacks.targets import AttackTarget, target_classes
 from gradreg.core.modules import eval_mode
-from gradreg.core.validation import check_fit, check_real
+from gradreg.core.validation import check_count, check_fit, check_real
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> torch.Tensor:
@@ -26,49 +28,71 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> tor
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
-    check_eps(eps, len(x))
     check_fit(model, x, y)
+    check_eps(eps, len(x))
     with eval_mode(model):
         return projected_steps(model, x, y, eps=eps, step=eps, steps=1, norm="linf", targeted=False,
                                random_start=False, generator=None)
 
 
-def tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, target: Target = "next",
+def single_step_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilons: Iterable[float],
+                      target: AttackTarget | None = None, seed: int | None = None) -> list[torch.Tensor]:
+    """FGSM at every ε from one gradient (TGSM toward ``target`` when one is given): the sign direction does not
+    depend on ε, so it is computed once (the paper's transfer protocol, PAPER.md §5).
+
+    Args:
+        x: images ``(N, C, H, W)`` in [0, 1]; y: labels ``(N,)``; epsilons: L∞ radii in pixel units.
+        target: None (FGSM, away from ``y``), or TGSM's target: a class tensor ``(N,)`` or one of ``TARGETS``.
+        seed: seed of ``target="random"``.
+    Returns:
+        one adversarial batch per ε, each shape of ``x`` and in [0, 1], as ``fgsm`` (``tgsm``) would give it.
+    """
+    check_fit(model, x, y)
+    eps_list = check_epsilons(epsilons)
+    with eval_mode(model):
+        toward = y if target is None else target_classes(model, x, y, target, generator=generator_for(seed))
+        direction = step_direction(model, x, toward, targeted=target is not None)
+    return [apply_direction(x, direction, eps) for eps in eps_list]
+
+
+def tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, target: AttackTarget = "next",
          seed: int | None = None) -> torch.Tensor:
     """Targeted gradient sign method: clip(x − ε·sign(∇ₓ CE(t, f(x))), 0, 1) (Kurakin et al. 2016).
 
     Args:
-        eps: L∞ radius in pixel units; target: see ``resolve_target`` (default: the paper's (y + 1) mod K).
+        eps: L∞ radius in pixel units; target: see ``target_classes`` (default: the paper's (y + 1) mod K).
         seed: seed of ``target="random"``.
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
+    check_fit(model, x, y)
+    check_eps(eps, len(x))
     return _targeted_sign_steps(model, x, y, step=eps, steps=1, target=target, seed=seed)
 
 
-def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 0.1, steps: int = 10,
-                  target: Target = "next", seed: int | None = None) -> torch.Tensor:
-    """The paper's iterated TGSM: ``steps`` TGSM steps of size ε, clipping only. UNBOUNDED: no ε-ball.
+@refuses(eps="step_size")
+def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step_size: Eps = 0.1, steps: int = 10,
+                  target: AttackTarget = "next", seed: int | None = None) -> torch.Tensor:
+    """The paper's iterated TGSM: ``steps`` TGSM steps of ``step_size``, clipping only. UNBOUNDED: no ε-ball.
 
     Args:
-        eps: the per-step L∞ size (paper: 0.1), not a radius; the total change can reach min(1, steps·ε).
+        step_size: the per-step L∞ size (paper: 0.1); the total change can reach min(1, steps·step_size).
         steps: number of steps (paper's figures: 10); target, seed: as in ``tgsm``.
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    return _targeted_sign_steps(model, x, y, step=eps, steps=steps, target=target, seed=seed)
+    check_fit(model, x, y)
+    check_eps(step_size, len(x), name="step_size")
+    check_count("steps", steps)
+    return _targeted_sign_steps(model, x, y, step=step_size, steps=steps, target=target, seed=seed)
 
 
 def _targeted_sign_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step: Eps, steps: int,
-                         target: Target, seed: int | None) -> torch.Tensor:
+                         target: AttackTarget, seed: int | None) -> torch.Tensor:
     """``steps`` L∞ sign steps of size ``step`` towards the resolved target, clipping only: one step of size ε
     never leaves the ε-ball, so TGSM needs no projection either."""
-    check_inputs(x, y)
-    check_eps(step, len(x))
-    _check_count("steps", steps)
     with eval_mode(model):
-        t = resolve_target(model, x, y, target, generator=generator_for(seed))
+        t = target_classes(model, x, y, target, generator=generator_for(seed))
         return projected_steps(model, x, t, eps=None, step=step, steps=steps, norm="linf", targeted=True,
                                random_start=False, generator=None)
 
@@ -83,11 +107,9 @@ def bim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: 
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
-    check_eps(eps, len(x))
-    _check_count("steps", steps)  # all three before the step size is computed from them
+    _check_pgd(model, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, restarts=1)
     step = 1.25 * eps / steps if step_size is None else step_size
-    return pgd(model, x, y, eps=eps, steps=steps, step_size=step, norm=norm, random_start=False)
+    return _pgd(model, x, y, eps=eps, steps=steps, step=step, norm=norm, random_start=False, restarts=1, seed=None)
 
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int = 40,
@@ -102,15 +124,25 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: 
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
-    check_eps(eps, len(x))
-    _check_norm(norm)
-    _check_count("steps", steps)
-    _check_count("restarts", restarts)
+    _check_pgd(model, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, restarts=restarts)
+    step = 2.5 * eps / steps if step_size is None else step_size
+    return _pgd(model, x, y, eps=eps, steps=steps, step=step, norm=norm, random_start=random_start,
+                restarts=restarts, seed=seed)
+
+
+def _check_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int,
+               step_size: float | None, norm: str, restarts: int) -> None:
     check_fit(model, x, y)
+    check_eps(eps, len(x))
+    check_norm(norm)
+    check_count("steps", steps)  # before the default step size is computed from it
+    check_count("restarts", restarts)
     if step_size is not None:
         check_real("step_size", step_size, low=0.0)
-    step = 2.5 * eps / steps if step_size is None else step_size
+
+
+def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int, step: Eps, norm: Norm,
+         random_start: bool, restarts: int, seed: int | None) -> torch.Tensor:
     generator = generator_for(seed)
     with eval_mode(model):
         best = None

@@ -12,9 +12,9 @@ import math
 import torch
 from torch import nn
 
-from gradreg.attacks.descent import (Eps, _check_count, _check_fraction, check_eps, check_inputs, generator_for,
-                                     radius_like)
+from gradreg.attacks.descent import Eps, check_eps, generator_for, radius_like
 from gradreg.core.modules import eval_mode
+from gradreg.core.validation import check_count, check_fit, check_fraction
 
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # the authors' schedule, in units of 10 000 queries
 
@@ -87,10 +87,10 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, quer
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
+    check_fit(model, x, y)
     check_eps(eps, len(x))
-    _check_count("queries", queries)
-    _check_fraction("p_init", p_init, low_open=True)
+    check_count("queries", queries)
+    check_fraction("p_init", p_init, low_open=True)
     with eval_mode(model):
         return square_search(model, x, y, radius=radius_like(eps, x), queries=queries, p_init=p_init,
                              generator=generator_for(seed))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradreg.attacks.descent import Eps, _check_fraction, check_eps, check_inputs, generator_for, radius_like
-from gradreg.attacks.targets import Target, resolve_target
+from gradreg.attacks.descent import Eps, check_eps, generator_for, radius_like, refuses
+from gradreg.attacks.targets import AttackTarget, target_classes
 from gradreg.core.modules import eval_mode
+from gradreg.core.validation import check_fit, check_fraction
 
 PAIR_BUDGET = 2**23  # elements of one (images, D, D) pair-score block: bounds the search's memory
 OUTSIDE = 1e30  # β of pixels outside the search domain: any pair containing one gets a positive β sum
@@ -81,20 +82,22 @@ def saliency_map_attack(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
     return flat.view_as(x)
 
 
-def jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 1.0, gamma: float = 0.25,
-         target: Target = "next", seed: int | None = None) -> torch.Tensor:
+@refuses(eps="theta")
+def jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, theta: Eps = 1.0, gamma: float = 0.25,
+         target: AttackTarget = "next", seed: int | None = None) -> torch.Tensor:
     """JSMA (Papernot et al. 2016, arXiv 1511.07528): pixel pairs picked by the logit-Jacobian saliency map are
-    pushed up by θ = ``eps`` until the image is classified as the target (batched; see ``saliency_map_attack``).
+    pushed up by ``theta`` until the image is classified as the target (batched; see ``saliency_map_attack``).
 
     Args:
-        eps: θ, the per-pixel increase in pixel units (paper: +1, i.e. saturate); it bounds ‖x' − x‖∞.
+        theta: θ, the per-pixel increase in pixel units (paper: +1, i.e. saturate); it bounds ‖x' − x‖∞ (a number
+            or per-example values ``(N,)``).
         gamma: max fraction of pixels changed, in [0, 1] (paper: 0.25); target, seed: as in ``tgsm``.
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_inputs(x, y)
-    check_eps(eps, len(x))
-    _check_fraction("gamma", gamma)
+    check_fit(model, x, y)
+    check_eps(theta, len(x), name="theta")
+    check_fraction("gamma", gamma)
     with eval_mode(model):
-        t = resolve_target(model, x, y, target, generator=generator_for(seed))
-        return saliency_map_attack(model, x, t, theta=radius_like(eps, x).flatten(), gamma=gamma)
+        t = target_classes(model, x, y, target, generator=generator_for(seed))
+        return saliency_map_attack(model, x, t, theta=radius_like(theta, x).flatten(), gamma=gamma)

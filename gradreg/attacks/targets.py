@@ -1,5 +1,5 @@
 """Target classes of targeted attacks: the paper's (y + 1) mod K, a random other class, the least likely class, or
-classes given as a tensor.
+classes given as a tensor. (Saliency's ``target``, the class a map explains, is ``gradreg.explain.saliency``'s.)
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from torch import nn
 from gradreg.attacks.descent import generator_for
 from gradreg.core.modules import eval_mode
 
-TARGETS = ("next", "random", "least_likely")
-Target = Union[str, torch.Tensor]
+TARGETS = ("next", "least_likely", "random")
+AttackTarget = Union[str, torch.Tensor]  # one of TARGETS, or classes (N,)
 
 
-def resolve_target(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target, *,
+def target_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: AttackTarget, *,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Target classes ``(N,)`` int64 (K, the number of classes, is read from the logits).
 

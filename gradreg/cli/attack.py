@@ -31,7 +31,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def _add_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=sorted(ATTACKS), required=True)
     p.add_argument("--eps", type=nonnegative_float, nargs="+", required=True,
-                   help="radii in pixel units of [0, 1] images (iterated_tgsm: per-step size; jsma: θ)")
+                   help="the attack's size: radii in pixel units of [0, 1] images (iterated_tgsm: its step_size; "
+                        "jsma: its theta)")
     p.add_argument("--target", choices=TARGETS, default=None, help="targeted attacks only (default: next)")
     p.add_argument("--steps", type=positive_int, default=None)
     p.add_argument("--step-size", type=nonnegative_float, default=None)
@@ -67,10 +68,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _params(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     spec = ATTACKS[args.method]
     params = {k: getattr(args, k) for k in KNOBS if getattr(args, k) is not None}
-    wrong = [k for k in params if k not in spec.params]
+    wrong = [k for k in params if k not in spec.params or k == spec.size]  # --eps sets the size
     if wrong:
         flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
-        valid = ", ".join("--" + k.replace("_", "-") for k in spec.params if k in KNOBS) or "none"
+        valid = ", ".join("--" + k.replace("_", "-") for k in spec.params if k in KNOBS and k != spec.size) or "none"
         parser.error(f"{args.method} does not take {flags}; its options: {valid}")
     if args.target is not None and not spec.targeted:
         parser.error(f"{args.method} is untargeted; --target needs one of "

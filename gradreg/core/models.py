@@ -97,7 +97,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-DEFAULT_MODEL = "paper_cnn"  # the zoo's network: every narrower variant loses accuracy at λ_eff 110 (gradreg.paper.ablation)
+# The zoo's network: every narrower variant loses accuracy at λ_eff 110 (gradreg.paper.ablation).
+DEFAULT_MODEL = "paper_cnn"
 
 
 def build_model(name: str, **kwargs) -> nn.Module:

@@ -5,7 +5,7 @@ own mode, list a tree's modules fast, find a model's device, and copy a tree tha
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -56,3 +56,15 @@ def _first_parameter(module: nn.Module) -> torch.Tensor | None:
         if child is not None and (p := _first_parameter(child)) is not None:
             return p
     return None
+
+
+def tree_copy(module: nn.Module, edit: Callable[[nn.Module, dict], type] = lambda module, state: type(module)
+              ) -> nn.Module:
+    """A copy of ``module``'s tree that shares its parameters, buffers and hooks: each module's ``__dict__`` is copied
+    shallowly, its children recursively. ``edit(original, state)`` may change a copy's state (its children already
+    copied) and returns the copy's class, so a caller can swap a layer's type, reorder children or drop hooks."""
+    state = dict(module.__dict__)
+    state["_modules"] = {k: None if m is None else tree_copy(m, edit) for k, m in module._modules.items()}
+    clone = object.__new__(edit(module, state))
+    clone.__dict__.update(state)
+    return clone

@@ -22,8 +22,7 @@ from gradreg.core.modules import eval_mode, model_device
 
 LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 # model → {(image shape, dtype): K} of probes that passed: a model's architecture does not change, so each
-# input kind is probed once per model instead of costing an extra forward on every call (1-image saliency and
-# attacks paid up to 2× for it).
+# input kind is probed once per model instead of costing an extra forward on every call.
 _FITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _FITS_LOCK = threading.Lock()
 
@@ -103,6 +102,14 @@ def check_real(name: str, value: object, *, low: float = -math.inf, high: float 
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if not ok or not low <= value <= high:
         raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value: object, *, low_open: bool = False) -> float:
+    """``ValueError`` unless ``value`` is a number in [0, 1] (in (0, 1] when ``low_open``), not a bool."""
+    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
+    if bad or (low_open and value == 0):
+        raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
     return float(value)
 
 

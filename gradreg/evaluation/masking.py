@@ -14,11 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gradreg.attacks import check_eps, check_inputs
-from gradreg.attacks.descent import loss_gradient
-from gradreg.core.modules import eval_mode
+from gradreg.attacks import check_eps, check_epsilons, loss_gradient
+from gradreg.core.modules import eval_mode, model_device
 from gradreg.core.validation import check_fit, check_real
-from gradreg.evaluation.accuracy import CHUNK, check_epsilons, chunks, device_of, predict_logits, robust_accuracy
+from gradreg.evaluation.accuracy import CHUNK, chunks, predict_logits, robust_accuracy
 from gradreg.evaluation.transfer import transfer_matrix
 
 PASS, FAIL, SKIPPED, INFO = "pass", "fail", "skipped", "info"
@@ -37,7 +36,7 @@ def _gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: i
     """∇ₓ CE per example, flattened ``(N, D)`` on the CPU."""
     with eval_mode(model):
         return torch.cat([loss_gradient(model, xb, yb).flatten(1).cpu()
-                          for _, xb, yb in chunks(x, y, device_of(model), batch_size=batch_size)])
+                          for _, xb, yb in chunks(x, y, model_device(model), batch_size=batch_size)])
 
 
 def confidence_stats(model: nn.Module, x: torch.Tensor) -> dict:
@@ -55,7 +54,7 @@ def confidence_stats(model: nn.Module, x: torch.Tensor) -> dict:
 def gradient_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = CHUNK) -> dict:
     """‖∇ₓ CE‖₂ statistics and exact zeros. Returns ``{"norm_mean", "norm_median", "norm_q25", "norm_q75",
     "norm_min", "norm_max", "zero_example_fraction", "zero_entry_fraction"}``."""
-    check_inputs(x, y)
+    check_fit(model, x, y)
     grads = _gradients(model, x, y, batch_size)
     norms = grads.double().norm(dim=1)  # float32 squares of tiny (denormal) gradients would underflow to 0
     q = torch.quantile(norms.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
@@ -151,7 +150,6 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
         ``[{"check", "verdict", "numbers", "detail"}]``, verdict ∈ {"pass", "fail", "skipped", "info"}; "fail"
         means masking is suspected. The last two records ("confidence", "input_gradients") are statistics.
     """
-    check_inputs(x, y)
     eps_list = check_epsilons(epsilons)
     check_eps(large_eps)
     check_eps(illusion_eps)

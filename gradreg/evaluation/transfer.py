@@ -12,41 +12,36 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from gradreg.attacks import Target, attack, check_inputs, get_attack
-from gradreg.attacks.descent import apply_direction, step_direction
-from gradreg.core.modules import eval_mode
+from gradreg.attacks import AttackTarget, attack, check_epsilons, get_attack, single_step_sweep, sized
+from gradreg.core.modules import model_device
 from gradreg.core.validation import check_count, check_fit
-from gradreg.evaluation.accuracy import (CHUNK, OnProgress, check_epsilons, chunk_seed, chunk_targets, chunks,
-                                         device_of, predict)
+from gradreg.evaluation.accuracy import CHUNK, OnProgress, chunk_seed, chunk_targets, chunks, predict
 
 
 def _source_examples(source: nn.Module, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, *, method: str,
                      eps_list: list[float], seed: int | None, params: dict) -> Iterable[torch.Tensor]:
     """The source's adversarial examples at each ε: for a single-step attack its direction is computed once."""
-    spec = get_attack(method)
-    if spec.single_step:
-        with eval_mode(source):
-            direction = step_direction(source, x, y if t is None else t, targeted=spec.targeted)
-        return (apply_direction(x, direction, eps) for eps in eps_list)
-    return (attack(source, x, y, method, eps=eps, target=t, seed=seed, **params) for eps in eps_list)
+    if get_attack(method).single_step:
+        return single_step_sweep(source, x, y, epsilons=eps_list, target=t)
+    return (attack(source, x, y, method, **sized(method, eps), target=t, seed=seed, **params) for eps in eps_list)
 
 
 def transfer_matrix(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Tensor, *, method: str,
-                    epsilons: Iterable[float], target: Target | None = None, seed: int | None = 0,
+                    epsilons: Iterable[float], target: AttackTarget | None = None, seed: int | None = 0,
                     batch_size: int = CHUNK, on_progress: OnProgress | None = None, **params) -> list[dict]:
     """Score every model on every source's adversarial examples at every ε (diagonal = white-box).
 
     Args:
         models: name → model; each is both a source and a scored model.
         x: images ``(N, C, H, W)`` in [0, 1]; y: labels ``(N,)``; method: a key of ``ATTACKS``.
-        epsilons: radii in pixel units; target: for targeted attacks, resolved on each source (default "next").
+        epsilons: the attack's size at each point (radii in pixel units; see ``robust_accuracy``); target: for
+            targeted attacks, resolved on each source (default "next").
         params: the attack's knobs.
     Returns:
         ``[{"source", "model", "method", "eps", "accuracy", "white_box", "n"}]`` (+ ``"target_rate"`` for
         targeted attacks); the ``white_box`` records equal ``robust_accuracy`` on that model.
     """
     spec, eps_list = get_attack(method), check_epsilons(epsilons)
-    check_inputs(x, y)
     if not isinstance(models, Mapping) or not models:
         raise ValueError("models must be a non-empty mapping of names to models")
     for model in models.values():
@@ -56,7 +51,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.T
     correct = torch.zeros(len(names), len(names), len(eps_list))  # (source, scored model, ε)
     hits = torch.zeros_like(correct)
     for s, source in enumerate(models.values()):
-        for i, (start, xb, yb) in enumerate(chunks(x, y, device_of(source), batch_size=batch_size)):
+        for i, (start, xb, yb) in enumerate(chunks(x, y, model_device(source), batch_size=batch_size)):
             tb = chunk_targets(source, spec, xb, yb, target, start, chunk_seed(seed, i))
             examples = _source_examples(source, xb, yb, tb, method=method, eps_list=eps_list,
                                         seed=chunk_seed(seed, i), params=params)

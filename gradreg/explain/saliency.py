@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradreg.core.modules import eval_mode, model_device, module_tree
+from gradreg.attacks.descent import loss_gradient
+from gradreg.core.modules import eval_mode, model_device, module_tree, tree_copy
 from gradreg.core.validation import check_fit, check_knobs
 
 Target = Union[str, int, torch.Tensor]
@@ -87,11 +88,6 @@ def _input_grad(model: nn.Module, x: torch.Tensor, objective: Callable[[torch.Te
 def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """∇ₓ log p_target(x): the paper's "input gradient" images (PAPER.md §5, §7)."""
     return _input_grad(model, x, lambda z: F.log_softmax(z, 1).gather(1, target[:, None]))
-
-
-def loss_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """∇ₓ CE(target) = −input_gradient: with ``target="true"`` the FGSM direction, what Grad Reg (y) penalizes."""
-    return _input_grad(model, x, lambda z: F.cross_entropy(z, target, reduction="none"))
 
 
 def sum_log_prob_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -179,7 +175,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bo
 
 SALIENCY_METHODS: dict[str, Callable[..., torch.Tensor]] = {
     "input_gradient": input_gradient,
-    "loss_gradient": loss_gradient,
+    "loss_gradient": loss_gradient,  # ∇ₓ CE(target) = −input_gradient; "true": FGSM's direction, Grad Reg (y)'s
     "sum_log_prob_gradient": sum_log_prob_gradient,
     "integrated_gradients": integrated_gradients,
     "smoothgrad": smoothgrad,
@@ -194,16 +190,19 @@ HOOKED_METHODS = frozenset({"guided_backprop", "deeplift", "gradcam"})
 POOL_SIZE = 4  # idle private copies kept per model (one per concurrent call is made; more are dropped)
 
 
-def _tree_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module``'s tree in eval mode with no hooks that shares its parameter and buffer dicts (a tensor
-    replaced in the model is replaced in the copy too): hooks and attributes set on the copy never reach the model."""
-    state = {k: type(v)() if "hooks" in k and isinstance(v, dict) else v for k, v in module.__dict__.items()}
+def _unhooked(module: nn.Module, state: dict) -> type:
+    """``tree_copy``'s edit for a private copy: eval mode, no hooks; the parameter and buffer dicts stay shared (a
+    tensor replaced in the model is replaced in the copy too), and hooks or attributes set on the copy never reach
+    the model."""
+    state.update({k: type(v)() for k, v in state.items() if "hooks" in k and isinstance(v, dict)})
     state["training"] = False
-    state["_modules"] = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
-    clone = object.__new__(type(module))
-    clone.__dict__.update(state)
-    _COPIES.add(clone)
-    return clone
+    return type(module)
+
+
+def _tree_copy(model: nn.Module) -> nn.Module:
+    copy = tree_copy(model, _unhooked)
+    _COPIES.add(copy)
+    return copy
 
 
 _COPIES: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # private copies: nothing adds or removes their modules
@@ -216,9 +215,9 @@ _POOLS_LOCK = threading.Lock()
 
 @contextmanager
 def private_copy(model: nn.Module) -> Iterator[nn.Module]:
-    """A copy of ``model`` (``_tree_copy``) that no other call uses meanwhile. Copies are reused: making one cost a
-    third of a 1-image Grad-CAM call. A copy is kept for reuse only after a call that returned normally (one that
-    raised may have left a hook on it), and only while the model's tree has the same modules."""
+    """A copy of ``model`` (``_tree_copy``) that no other call uses meanwhile. Copies are reused, as making one
+    costs a third of a 1-image Grad-CAM call. A copy is kept for reuse only after a call that returned normally (one
+    that raised may have left a hook on it), and only while the model's tree has the same modules."""
     layout = tuple(map(id, module_tree(model)))
     with _POOLS_LOCK:
         known, idle = _POOLS.get(model, (None, []))

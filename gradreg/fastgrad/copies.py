@@ -21,6 +21,7 @@ import weakref
 
 from torch import nn
 
+from gradreg.core.modules import tree_copy
 from gradreg.fastgrad.batchnorm_train import TRAIN_NORMS
 from gradreg.fastgrad.conv_input_gradient import SmallInputConv2d, shifted_sum_applies
 
@@ -52,17 +53,18 @@ def _pool_first(named: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module
 
 
 def _shared_copy(module: nn.Module, private_input: bool = False) -> nn.Module:
-    """A copy of ``module``'s tree sharing its parameters, buffers and hooks; small-input convolutions and
-    BatchNorm rewritten, max-pooling moved before the activation it follows."""
-    state = dict(module.__dict__)
-    state["_parameters"], state["_buffers"] = dict(module._parameters), dict(module._buffers)
-    children = [(k, None if m is None else _shared_copy(m, private_input)) for k, m in module._modules.items()]
-    state["_modules"] = dict(_pool_first(children) if type(module) is nn.Sequential else children)
-    clone = object.__new__(_rewritten_type(module))
-    clone.__dict__.update(state)
-    if isinstance(clone, SmallInputConv2d) and private_input:
-        clone.private_input = True
-    return clone
+    """A copy of ``module``'s tree sharing its parameters, buffers and hooks (``tree_copy``); small-input
+    convolutions and BatchNorm rewritten, max-pooling moved before the activation it follows."""
+    def rewrite(original: nn.Module, state: dict) -> type:
+        state["_parameters"], state["_buffers"] = dict(original._parameters), dict(original._buffers)
+        if type(original) is nn.Sequential:
+            state["_modules"] = dict(_pool_first(state["_modules"].items()))
+        new_type = _rewritten_type(original)
+        if issubclass(new_type, SmallInputConv2d) and private_input:
+            state["private_input"] = True
+        return new_type
+
+    return tree_copy(module, rewrite)
 
 
 def input_gradient_model(model: nn.Module, *, private_input: bool = False) -> nn.Module:

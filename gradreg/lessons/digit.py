@@ -183,7 +183,7 @@ def react(model: nn.Module, image: np.ndarray, *, eps: float, saliency_method: s
     pixels = np.array(image, dtype=np.float32)  # a copy: cached arrays are read-only
     x = torch.from_numpy(pixels.reshape(1, 1, SIZE, SIZE))
     y = predict(model, x)  # (1,): the attacks treat the model's own answer as the label
-    return {method: attack_panel(model, x, y, method=method, eps=eps, target="next" if method == "tgsm" else None,
+    return {method: attack_panel(model, x, y, method=method, size=eps, target="next" if method == "tgsm" else None,
                                  saliency_method=saliency_method) for method in ("fgsm", "tgsm")}
 
 

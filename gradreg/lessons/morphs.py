@@ -7,32 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import nn
 import torch
+from torch import nn
 
-from gradreg.attacks import check_inputs
+from gradreg.core.validation import check_fit
 from gradreg.evaluation.accuracy import judge_target_rate, predict
 from gradreg.paper.experiments import class_examples, grid_records, iterated_grid
 
 
-def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 10, eps: float = 0.1,
+def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 10, step_size: float = 0.1,
                judge: nn.Module | None = None) -> dict:
     """The paper's iterated-TGSM grid (PAPER.md §4, §7): the first image of each class pushed toward every class.
 
     Args:
-        x, y: test images ``(N, C, H, W)`` and labels holding every class 0 … K−1; steps, eps: TGSM steps of ε.
+        x, y: test images ``(N, C, H, W)`` and labels holding every class 0 … K−1; steps, step_size: TGSM
+            steps of that size.
     Returns:
         ``{"grid": (K, K, C, H, W) numpy (row = original class, column = target), "classes", "model_pred",
         "judge_pred" ((K, K) lists; judge_pred None without a judge), "model_target_rate",
         "judge_target_rate" (off-diagonal cells, ``experiments.grid_records``)}``.
     """
-    check_inputs(x, y)
+    check_fit(model, x, y)
     k = int(y.max()) + 1
     if set(y.tolist()) != set(range(k)):
         absent = sorted(set(range(k)) - set(y.tolist()))
         raise ValueError(f"the images must hold every class 0 … {k - 1}; missing {absent}")
     xc, yc = class_examples(x, y, k)
-    grid = iterated_grid(model, xc, yc, steps=steps, eps=eps)  # (K, K, C, H, W)
+    grid = iterated_grid(model, xc, yc, steps=steps, step_size=step_size)  # (K, K, C, H, W)
     cells = grid.flatten(0, 1)
     record = grid_records({"model": grid}, {"model": model}, judge)[0]
     return {"grid": grid.numpy(), "classes": yc.tolist(), "model_pred": predict(model, cells).view(k, k).tolist(),
@@ -41,10 +42,10 @@ def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int
 
 
 def judge_rates(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 10,
-                eps: float = 0.1, seed: int | None = 0) -> dict:
+                step_size: float = 0.1, seed: int | None = 0) -> dict:
     """``evaluate.judge_target_rate`` of iterated TGSM toward (y + 1) mod K on ``x`` (PAPER.md §7's stand-in for
     the human study): ``{"model_target_rate", "judge_target_rate", "judge_true_rate", "n", ...}``."""
-    return judge_target_rate(model, judge, x, y, method="iterated_tgsm", eps=eps, steps=steps, seed=seed)
+    return judge_target_rate(model, judge, x, y, method="iterated_tgsm", step_size=step_size, steps=steps, seed=seed)
 
 
 def morph_row(name: str, grid: Mapping, rates: Mapping | None) -> dict:

@@ -14,14 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradreg.attacks import attack, get_attack, resolve_target
+from gradreg.attacks import attack, get_attack, sized, target_classes
 from gradreg.evaluation.accuracy import predict_logits
 from gradreg.explain.metrics import saliency_report
 from gradreg.explain.randomization import randomization_check
 from gradreg.explain.saliency import saliency
-
-TARGET_NAMES = ("next", "least_likely", "random")
-
 
 def thumbnail_strip(x: np.ndarray, *, scale: int = 3, gap: int = 2) -> np.ndarray:
     """Images ``(N, C, H, W)`` in [0, 1] side by side as one greyscale ``uint8`` array, upscaled ``scale``×
@@ -45,21 +42,22 @@ def saliency_maps(model: nn.Module, x: torch.Tensor, *, method: str = "input_gra
 
 def _resolve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: str | int | None,
              seed: int) -> torch.Tensor:
-    """Target classes ``(N,)``: a class for all, or one of ``TARGET_NAMES`` (default "next", the paper's)."""
+    """Target classes ``(N,)``: a class for all, or one of ``TARGETS`` (default "next", the paper's)."""
     target = "next" if target is None else target
     if isinstance(target, int):
         return torch.full_like(y, target)
-    return resolve_target(model, x, y, target, generator=torch.Generator().manual_seed(seed))
+    return target_classes(model, x, y, target, generator=torch.Generator().manual_seed(seed))
 
 
-def attack_panel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str, eps: float,
+def attack_panel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str, size: float,
                  target: str | int | None = None, seed: int = 0, saliency_method: str = "input_gradient",
                  **params) -> dict:
     """One image attacked on one model, with what the attack lab shows.
 
     Args:
-        x: one image ``(1, C, H, W)`` in [0, 1]; y: its label ``(1,)``; method: a key of ``ATTACKS``; eps: its ε
-            (pixel units); target: targeted attacks only, a class or one of ``TARGET_NAMES``; params: the knobs.
+        x: one image ``(1, C, H, W)`` in [0, 1]; y: its label ``(1,)``; method: a key of ``ATTACKS``; size: the
+            value of its size knob (``ATTACKS[method].size``: ε, iterated TGSM's step size or JSMA's θ), pixel
+            units; target: targeted attacks only, a class or one of ``TARGETS``; params: its other knobs.
     Returns:
         numpy ``image``, ``adversarial``, ``perturbation`` ``(C, H, W)``; ``saliency_clean`` / ``saliency_adv``
         (``saliency_method`` for the predicted class); ``probs_clean`` / ``probs_adv`` ``(K,)``; ints ``label``,
@@ -67,7 +65,7 @@ def attack_panel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: 
     """
     spec = get_attack(method)
     t = _resolve(model, x, y, target, seed) if spec.targeted else None  # resolved here to name the class
-    x_adv = attack(model, x, y, method, eps=eps, target=t, seed=seed, **params)
+    x_adv = attack(model, x, y, method, **sized(method, size), target=t, seed=seed, **params)
     probs = F.softmax(predict_logits(model, torch.cat([x, x_adv])), dim=1).numpy()
     delta = (x_adv - x)[0]
     return {"image": x[0].numpy(), "adversarial": x_adv[0].numpy(), "perturbation": delta.numpy(),
@@ -78,11 +76,13 @@ def attack_panel(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: 
             "linf": float(delta.abs().max()), "l2": float(delta.norm()), "l0": float((delta != 0).sum())}
 
 
-def eps_range(method: str, norm: str = "linf") -> tuple[str, float, float, float]:
-    """What ε means for ``method``: (slider title, largest sensible value, default, step), pixel units of [0, 1]."""
-    if method == "iterated_tgsm":
-        return "step size ε per step (no ε-ball)", 0.3, 0.1, 0.01
-    if method == "jsma":
+def size_range(method: str, norm: str = "linf") -> tuple[str, float, float, float]:
+    """The slider of ``method``'s size knob (``ATTACKS[method].size``): (title, largest sensible value, default,
+    step), pixel units of [0, 1]."""
+    size = get_attack(method).size
+    if size == "step_size":
+        return "step size per step (no ε-ball)", 0.3, 0.1, 0.01
+    if size == "theta":
         return "θ, per-pixel increase", 1.0, 1.0, 0.05
     return ("ε, L2 radius", 5.0, 1.0, 0.05) if norm == "l2" else ("ε, L∞ radius", 0.5, 0.1, 0.01)
 

@@ -12,8 +12,10 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
-from gradreg.attacks import attack, check_inputs, get_attack
-from gradreg.evaluation.accuracy import CHUNK, chunk_seed, chunk_targets, chunks, device_of, predict
+from gradreg.attacks import attack, get_attack
+from gradreg.core.modules import model_device
+from gradreg.core.validation import check_fit
+from gradreg.evaluation.accuracy import CHUNK, chunk_seed, chunk_targets, chunks, predict
 from gradreg.evaluation.transfer import transfer_matrix
 from gradreg.paper.reproduce import COMPARED
 
@@ -61,7 +63,7 @@ def _crafted(source: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str
              params: dict) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """(x_adv, y, target) per chunk, crafted exactly as ``transfer_matrix`` does (same chunks, targets, seeds)."""
     spec = get_attack(method)
-    for i, (start, xb, yb) in enumerate(chunks(x, y, device_of(source), batch_size=CHUNK)):
+    for i, (start, xb, yb) in enumerate(chunks(x, y, model_device(source), batch_size=CHUNK)):
         tb = chunk_targets(source, spec, xb, yb, None, start, chunk_seed(seed, i))
         x_adv = attack(source, xb, yb, method, eps=eps, target=tb, seed=chunk_seed(seed, i), **params)
         yield x_adv.cpu(), yb.cpu(), tb
@@ -78,7 +80,7 @@ def cell_examples(source: nn.Module, model: nn.Module, x: torch.Tensor, y: torch
         ``(M, C, H, W)`` numpy in [0, 1], and counts ``"n", "n_fooled", "n_disagree", "accuracy"`` over all of x.
     """
     _check_method(method)
-    check_inputs(x, y)
+    check_fit(source, x, y)
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     parts = list(_crafted(source, x, y, method=method, eps=eps, seed=seed, params=params))

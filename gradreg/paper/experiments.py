@@ -1,7 +1,7 @@
 """The reproduction's experiments, one record builder each: tidy dicts (JSON-ready) from models and test tensors.
 
-Ross & Doshi-Velez 2018 (arXiv 1711.09404), protocol as restated in PAPER.md §5. ``gradreg.paper.reproduce`` runs them on
-a zoo in order; ``Settings`` says how many images and which ε each one uses.
+Ross & Doshi-Velez 2018 (arXiv 1711.09404), protocol as restated in PAPER.md §5. ``gradreg.paper.reproduce`` runs
+them on a zoo in order; ``Settings`` says how many images and which ε each one uses.
 """
 
 from __future__ import annotations
@@ -79,14 +79,14 @@ def class_examples(x: torch.Tensor, y: torch.Tensor, k: int = 10) -> tuple[torch
 
 
 def iterated_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int = 10,
-                  eps: float = 0.1) -> torch.Tensor:
-    """Iterated TGSM (``steps`` steps of ``eps``, unbounded) from each image toward each class.
+                  step_size: float = 0.1) -> torch.Tensor:
+    """Iterated TGSM (``steps`` steps of ``step_size``, unbounded) from each image toward each class.
 
     Returns:
         ``(K, K, C, H, W)`` in [0, 1]: row = original image (class y), column = target class.
     """
     k = len(x)
-    columns = [attack(model, x, y, "iterated_tgsm", eps=eps, target=torch.full_like(y, t), steps=steps)
+    columns = [attack(model, x, y, "iterated_tgsm", step_size=step_size, target=torch.full_like(y, t), steps=steps)
                for t in range(k)]
     return torch.stack(columns, dim=1)
 

@@ -1,6 +1,7 @@
 """REPORT.md and results.json of a reproduction: tables beside the paper's numbers, figures, verdicts.
 
-Reference numbers and criteria come from ``gradreg.paper.claims`` (PAPER.md §6–8); records from ``gradreg.paper.reproduce``.
+Reference numbers and criteria come from ``gradreg.paper.claims`` (PAPER.md §6–8); records from
+``gradreg.paper.reproduce``.
 """
 
 from __future__ import annotations

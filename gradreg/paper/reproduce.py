@@ -4,8 +4,8 @@ Ross & Doshi-Velez 2018 (arXiv 1711.09404), protocol as restated in PAPER.md §5
 FGSM/TGSM, FGSM/TGSM transfer matrices among the paper's five models, iterated-TGSM grids judged by an
 independent model, JSMA, input-gradient maps and metrics, confidence, gradient norms, white-box PGD and Square
 (through the masking checks), metrics against λ and transferred-FGSM accuracy during training. Each experiment's
-record builder lives in ``gradreg.paper.experiments``; this module assigns the zoo's models to the paper's roles and runs
-them in order. The verdicts live in ``gradreg.paper.claims``; the report in ``gradreg.paper.report``.
+record builder lives in ``gradreg.paper.experiments``; this module assigns the zoo's models to the paper's roles and
+runs them in order. The verdicts live in ``gradreg.paper.claims``; the report in ``gradreg.paper.report``.
 """
 
 from __future__ import annotations

@@ -9,25 +9,16 @@ epoch through ``train(on_epoch_model=…)``.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch
 from torch import nn
 
-from gradreg.attacks.descent import apply_direction, step_direction
+from gradreg.attacks import single_step_sweep
 from gradreg.core.config import TrainConfig
-from gradreg.core.modules import eval_mode, model_device
+from gradreg.core.modules import model_device
 from gradreg.evaluation.accuracy import accuracy
 from gradreg.training.loop import EpochStats, train
-
-
-def transferred_examples(source: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """FGSM at ``eps`` crafted on ``source`` for ``x`` ``(N, C, H, W)`` with labels ``y`` ``(N,)``."""
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number ≥ 0, got {eps!r}")
-    with eval_mode(source):
-        return apply_direction(x, step_direction(source, x, y), eps)
 
 
 def curve_config(config: TrainConfig, *, epochs: int, n_train: int | None, seed: int) -> TrainConfig:
@@ -47,7 +38,7 @@ def transfer_during_training(configs: Mapping[str, TrainConfig], source: nn.Modu
     Returns:
         ``[{"model", "epoch", "eps", "clean", "transfer_fgsm", "val_accuracy", "grad_norm"}]``, one per role and epoch.
     """
-    x_adv = transferred_examples(source, x, y, eps)
+    (x_adv,) = single_step_sweep(source, x, y, epsilons=[eps])  # FGSM on the fixed source, once
     records = []
     for role, config in configs.items():
         def score(stats: EpochStats, model: nn.Module, role: str = role) -> None:
@@ -61,6 +52,3 @@ def transfer_during_training(configs: Mapping[str, TrainConfig], source: nn.Modu
 
         train(config, on_epoch_model=score)
     return records
-
-
-

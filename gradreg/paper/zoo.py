@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradreg.attacks.descent import apply_direction, step_direction
+from gradreg.attacks import single_step_sweep
 from gradreg.core.config import RECIPES, TrainConfig
 from gradreg.core.data import load_dataset
 from gradreg.core.models import DEFAULT_MODEL
-from gradreg.core.modules import eval_mode
 from gradreg.evaluation.accuracy import accuracy, input_gradient_norms, predict_logits, robust_accuracy
 from gradreg.training import checkpoints, zoo_jobs
 from gradreg.training.files import write_json
@@ -113,9 +112,7 @@ def replica_configs(configs: Mapping[str, TrainConfig], *, seeds: int,
 
 def _transfer_accuracy(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor,
                        epsilons: tuple[float, ...]) -> list[float]:
-    with eval_mode(reference):
-        direction = step_direction(reference, x, y)  # FGSM direction on the reference, computed once
-    return [accuracy(model, apply_direction(x, direction, eps), y) for eps in epsilons]
+    return [accuracy(model, x_adv, y) for x_adv in single_step_sweep(reference, x, y, epsilons=epsilons)]
 
 
 def model_card(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, reference: nn.Module | None = None,

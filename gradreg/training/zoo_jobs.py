@@ -21,13 +21,15 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from gradreg.attacks import single_step_sweep
 from gradreg.core.config import TrainConfig, config_id
 from gradreg.core.data import load_dataset
+from gradreg.core.modules import model_device
 from gradreg.evaluation.accuracy import accuracy
 from gradreg.training import checkpoints
 from gradreg.training.checkpoints import Checkpoint
-from gradreg.training.loop import EpochStats, estimate_seconds
 from gradreg.training.files import write_json
+from gradreg.training.loop import EpochStats, estimate_seconds
 from gradreg.training.reuse import load_or_train
 
 CURVE_EPS = 0.2  # PAPER.md §5
@@ -101,14 +103,12 @@ def run_job(job: Job, **train_kwargs) -> dict:
 
 
 def _curve_scorer(job: Job, records: list[dict]) -> Callable[[EpochStats, nn.Module], None]:
-    from gradreg.paper.training_curves import transferred_examples
-
     x, y = load_dataset(job.config.dataset, "test", n=CURVE_IMAGES).tensors
-    x_adv = transferred_examples(checkpoints.load(job.curve_source).build(), x, y, CURVE_EPS)
+    (x_adv,) = single_step_sweep(checkpoints.load(job.curve_source).build(), x, y, epsilons=[CURVE_EPS])
 
     def score(stats: EpochStats, model: nn.Module) -> None:
         if stats.phase != "teacher":
-            device = next(model.parameters()).device
+            device = model_device(model)
             records.append({"epoch": stats.epoch, "eps": CURVE_EPS, "clean": accuracy(model, x.to(device), y.to(device)),
                             "transfer_fgsm": accuracy(model, x_adv.to(device), y.to(device)),
                             "val_accuracy": stats.val_accuracy, "grad_norm": stats.grad_norm})

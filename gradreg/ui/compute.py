@@ -18,7 +18,7 @@ from gradreg.explain.saliency import SALIENCY_METHODS
 from gradreg.lessons import panels, zoo_views
 from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
 from gradreg.ui.labels import label
-from gradreg.ui.limits import check_knobs, check_limit
+from gradreg.ui.limits import check_knob_caps, check_limit
 from gradreg.viz import figures, page_figures
 
 
@@ -85,19 +85,20 @@ def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, eps: float, target: str | int | None,
+def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, size: float, target: str | int | None,
                  params: tuple, saliency_method: str) -> dict:
-    """``panels.attack_panel`` for one model and one test image (``params``: sorted (name, value) pairs)."""
-    check_knobs(dict(params))  # the server's caps (gradreg.ui.limits): LimitError, shown by ``failures``
+    """``panels.attack_panel`` for one model and one test image (``size``: the attack's ε, step size or θ;
+    ``params``: its other knobs as sorted (name, value) pairs)."""
+    check_knob_caps(dict(params))  # the server's caps (gradreg.ui.limits): LimitError, shown by ``failures``
     x, y = test_batch(dataset, (index,))
-    return panels.attack_panel(load_model(checkpoint_id), x, y, method=method, eps=eps, target=target,
-                                saliency_method=saliency_method, **dict(params))
+    return panels.attack_panel(load_model(checkpoint_id), x, y, method=method, size=size, target=target,
+                               saliency_method=saliency_method, **dict(params))
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
     check_limit("images", n)
-    check_knobs(dict(params))
+    check_knob_caps(dict(params))
     x, y = test_batch(dataset, tuple(range(n)))
     return robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], **dict(params))[0]["accuracy"]
 
@@ -127,5 +128,6 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
     x, _ = images(dataset, indices)
     maps = {m: {short_name(cid): saliency_maps(cid, dataset, indices, m) for cid in ids} for m in methods}
     titles = [f"#{i} (label {k})" for i, k in zip(indices, images(dataset, indices)[1])]
-    return [page_figures.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()} for m, row in maps.items()},
+    return [page_figures.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()}
+                                            for m, row in maps.items()},
                                     shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]

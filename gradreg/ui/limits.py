@@ -2,9 +2,9 @@
 
 Each cap is read from an environment variable when it is needed (so a server can be tuned without code changes) and
 validated: a value that is not a positive integer is replaced by the default and reported (``problems``) with the
-variable's name. The
-defaults keep every interaction responsive on a 2-core machine shared by a class (see README, "Reliability and
-security"). The library and the CLI are not capped: these limits apply where the app calls into the library.
+variable's name. The defaults keep every interaction responsive on a 2-core machine shared by a class (see README,
+"Reliability and security"). The library and the CLI are not capped: these limits apply where the app calls into
+the library.
 Uploaded pictures have their own limits in ``gradreg.lessons.digit`` (``MAX_BYTES``, ``MAX_PIXELS``).
 """
 
@@ -79,16 +79,11 @@ def check_limit(name: str, value: int) -> int:
     return value
 
 
-def check_knobs(params: dict) -> dict:
-    """``params`` (attack knobs) if every capped knob (steps, restarts, queries) is within its cap."""
+def check_knob_caps(params: dict) -> dict:
+    """``params`` (attack knobs) if every capped knob (steps, restarts, queries) is within its cap (the knobs' own
+    checks are the attacks'; ``validation.check_knobs`` is another thing: it checks a function's keywords)."""
     for knob, name in KNOB_CAPS.items():
         value = params.get(knob)
         if isinstance(value, int) and not isinstance(value, bool):
             check_limit(name, value)
     return params
-
-
-def summary() -> list[dict]:
-    """Every cap with its variable, default and current value (for the README and the Models page)."""
-    return [{"cap": cap.what, "variable": cap.env, "default": cap.default, "value": limit(name)}
-            for name, cap in CAPS.items()]

@@ -10,7 +10,7 @@ import streamlit as st
 
 from gradreg.core.config import ACTIVATIONS, DEFENCES, RECIPES, TrainConfig, config_id, with_recipe
 from gradreg.core.models import DEFAULT_MODEL, MODELS
-from gradreg.lessons import zoo_views
+from gradreg.lessons.zoo_views import AUTHORS_LAMBDAS
 from gradreg.training import checkpoints
 from gradreg.training.jobs import TrainingJob, progress
 from gradreg.training.loop import estimate_seconds
@@ -40,7 +40,7 @@ def train_form(key: str = "train") -> TrainConfig | None:
         activation = left.selectbox("Activation", ACTIVATIONS, key=f"{key}.activation")
         regularizer = middle.selectbox("Regularizer", sorted(REGULARIZERS), format_func=label,
                                        index=sorted(REGULARIZERS).index("grad_y"), key=f"{key}.regularizer")
-        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, zoo_views.AUTHORS_LAMBDAS["grad_y"], format="%g",
+        lam = middle.number_input("λ_eff (per-example mean)", 0.0, 1e4, AUTHORS_LAMBDAS["grad_y"], format="%g",
                                   key=f"{key}.lam", help="The authors' TensorFlow λ ÷ 512 (their MNIST choice: 110); "
                                                          "ignored without a regularizer.")
         defence = middle.selectbox("Defence", DEFENCES, format_func=label, key=f"{key}.defence")

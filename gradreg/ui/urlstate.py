@@ -11,8 +11,9 @@ long, change with the zoo, and percent-encode badly), drops a bad value silently
 what it ignored, and AppTest does not see the URL it writes, so a round trip could not be tested.
 
 ``field(key)`` knows every shareable key and checks what can be checked without the running app: the type, the
-registries (attacks, norms, saliency methods, regularizers, digit classes), ε against ``lessons.panels.eps_range`` (a
-slider raises on a value outside its range) and the attack knobs against their limits. Choices only a widget knows
+registries (attacks, norms, saliency methods, regularizers, digit classes), an attack's size against
+``lessons.panels.size_range`` (a slider raises on a value outside its range) and the attack knobs against their
+limits. Choices only a widget knows
 (the zoo's λ grid, a select slider's steps) are checked by ``ui.sync_url`` after the widgets ran.
 """
 
@@ -22,9 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from gradreg.attacks import ATTACKS, NORMS
+from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.explain.saliency import SALIENCY_METHODS
-from gradreg.lessons.panels import TARGET_NAMES, eps_range
+from gradreg.lessons.panels import size_range
 from gradreg.training.regularizers import REGULARIZERS
 from gradreg.ui.limits import KNOB_CAPS, limit
 
@@ -71,7 +72,7 @@ _EXACT = {
     "attack.example": Field(int, low=0),
     "attack.method": Field(str, choices=tuple(ATTACKS)),
     "attack.saliency": Field(str, choices=tuple(SALIENCY_METHODS)),
-    "attack.target": Field(_target, choices=(*TARGET_NAMES, *DIGITS)),
+    "attack.target": Field(_target, choices=(*TARGETS, *DIGITS)),
     "curves.method": Field(str, choices=tuple(ATTACKS)),
     "curves.n": Field(int, low=16, high=1000),  # hidden in teacher mode: the page's bounds
     "curves.top": Field(float, low=0.0, high=1.0),
@@ -116,10 +117,10 @@ def field(key: str) -> Field | None:
     if (match := re.fullmatch(r"lambda\.lam\.(\w+)", key)) and match[1] in REGULARIZERS:
         return Field(float, low=0.0)
     if (match := re.fullmatch(r"attack\.eps\.(\w+)\.(\w+)", key)) and match[1] in ATTACKS and match[2] in NORMS:
-        return Field(float, low=0.0, high=eps_range(match[1], match[2])[1])
+        return Field(float, low=0.0, high=size_range(match[1], match[2])[1])
     if (match := re.fullmatch(r"attack\.(\w+)\.(\w+)", key)) and match[1] in ATTACKS:
-        knobs = ATTACKS[match[1]].params
-        return _knob(knobs[match[2]], match[2]) if match[2] in knobs else None
+        spec = ATTACKS[match[1]]  # its size knob travels as attack.eps.<method>.<norm>, the slider's key
+        return _knob(spec.params[match[2]], match[2]) if match[2] in spec.params and match[2] != spec.size else None
     return None
 
 

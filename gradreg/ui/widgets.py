@@ -8,13 +8,13 @@ from contextlib import nullcontext
 
 import streamlit as st
 
-from gradreg.attacks import ATTACKS, NORMS
+from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.lessons import panels, zoo_views
 from gradreg.ui import urlstate
 from gradreg.ui.catalogue import describe, short_name, usable_models
 from gradreg.ui.compute import gallery, images, robust_point, saliency_methods, saliency_metrics, test_size
 from gradreg.ui.labels import label
-from gradreg.ui.limits import check_knobs, check_limit
+from gradreg.ui.limits import check_knob_caps, check_limit
 from gradreg.ui.share import advanced
 
 
@@ -32,7 +32,7 @@ def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons:
     """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
     every point is cached on its own, so adding a model or an ε computes only what is new."""
     check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
-    check_knobs(dict(params))
+    check_knob_caps(dict(params))
     bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
     names = {m["id"]: describe(m) for m in usable_models()}
     for i, cid in enumerate(ids):
@@ -85,23 +85,25 @@ def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = 
 
 
 def attack_controls(key: str) -> dict:
-    """Attack, ε, target, the attack's own knobs and the saliency method shown; returns ``{"method", "eps", "target",
-    "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
+    """Attack, its size (ε, or the step size or θ of attacks without a radius: one slider labelled by
+    ``panels.size_range``), target, the attack's other knobs and the saliency method shown; returns ``{"method",
+    "size", "target", "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
     left, middle, right, last = st.columns([2, 3, 2, 2])
     method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
     saliency = last.selectbox("Saliency method", saliency_methods(), format_func=label, key=f"{key}.saliency")
     spec, params = ATTACKS[method], {}
     with st.expander(f"{label(method)} settings") if advanced() else nullcontext():
         for name, default in spec.params.items():
-            params[name] = _knob(f"{key}.{method}.{name}", name, default)
+            if name != spec.size:  # the size has the slider
+                params[name] = _knob(f"{key}.{method}.{name}", name, default)
     norm = params.get("norm", spec.norm)
-    title, high, value, step = panels.eps_range(method, norm)
-    eps = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")
+    title, high, value, step = panels.size_range(method, norm)
+    size = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")  # key: shared links
     target = None
     if spec.targeted:
-        target = right.selectbox("Target", [*panels.TARGET_NAMES, *range(10)], format_func=
+        target = right.selectbox("Target", [*TARGETS, *range(10)], format_func=
                                  lambda t: label(t) if isinstance(t, str) else f"class {t}", key=f"{key}.target")
-    return {"method": method, "eps": float(eps), "target": target, "saliency": saliency,
+    return {"method": method, "size": float(size), "target": target, "saliency": saliency,
             "params": tuple(sorted((k, v) for k, v in params.items() if v is not None))}
 
 
