@@ -1,6 +1,5 @@
 """Draw or upload a digit: every chosen model predicts it, shows its input gradient, and is attacked by FGSM / TGSM."""
 
-import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -22,14 +21,6 @@ eps = st.slider("ε of FGSM / TGSM (L∞, pixel units)", 0.0, 0.5, 0.1, 0.01, ke
 if not ids:
     st.info("Pick at least one model.")
     st.stop()
-
-
-@st.cache_data(show_spinner=False, max_entries=512)
-def reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
-    """``digit.react`` of one model on the 28×28 float32 image whose bytes are ``pixels`` (a cache key)."""
-    image = np.frombuffer(pixels, dtype=np.float32).reshape(digit.SIZE, digit.SIZE)
-    return digit.react(ui.load_model(checkpoint_id), image, eps=eps)
-
 
 source, preview = st.columns([2, 1])
 mode = source.segmented_control("Digit from", ["draw", "upload"], default="draw", required=True, key="draw.source",
@@ -59,7 +50,7 @@ if image is None:
 preview.image(panels.thumbnail_strip(image[None, None], scale=6, gap=0), caption="What the models see (28×28)")
 
 with ui.failures("Classifying the digit"):
-    reactions = {ui.short_name(cid): reaction(cid, image.tobytes(), float(eps)) for cid in ids}
+    reactions = {ui.short_name(cid): ui.digit_reaction(cid, image.tobytes(), float(eps)) for cid in ids}
     st.dataframe([digit.summary_row(name, r) for name, r in reactions.items()], hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="percent"),
                                 "FGSM confidence": st.column_config.NumberColumn(format="percent")})

@@ -4,7 +4,6 @@ transferred from the plain model, their exactly-zero gradients and the masking c
 import streamlit as st
 
 from gradreg import ui
-from gradreg.evaluation.masking import masking_checks
 from gradreg.lessons import masking, zoo_views
 from gradreg.viz import lesson_figures
 
@@ -38,13 +37,6 @@ names = {cid: ui.short_name(cid) for cid in ids}
 roles = {names[cid]: role for cid, role in zoo_views.zoo_roles(manifest).items() if cid in names}
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def checks(cid: str, source: str | None, dataset: str, n: int, eps: float, steps: int, queries: int) -> list[dict]:
-    x, y = ui.test_batch(dataset, tuple(range(n)))
-    return masking_checks(ui.load_model(cid), x, y, epsilons=(eps,), source=ui.load_model(source) if source else None,
-                          pgd_steps=steps, square_queries=queries)
-
-
 @ui.fragment
 def lesson() -> None:
     eps = float(st.select_slider("ε (L∞ radius)", (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), value=0.2, key="masking.eps"))
@@ -52,7 +44,7 @@ def lesson() -> None:
     with ui.failures("The masking checks", stop=True), st.status("Attacking the defences…", expanded=False) as status:
         for cid in ids:
             status.update(label=f"Attacking {names[cid]} (FGSM, PGD, Square, transfer)…")
-            results[names[cid]] = checks(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
+            results[names[cid]] = ui.masking_records(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
         status.update(label=f"{len(ids)} defences attacked at ε = {eps:g} on {n} images", state="complete")
     rows = [masking.lesson_row(name, records, eps) for name, records in results.items()]
     st.plotly_chart(lesson_figures.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")

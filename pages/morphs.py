@@ -33,39 +33,27 @@ classes = ui.gallery(dataset)
 firsts = tuple(classes[k][0] for k in sorted(classes))  # the first test image of each class, as in the paper
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def grid(cid: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int, eps: float) -> dict:
-    x, y = ui.test_batch(dataset, indices)
-    return morphs.morph_grid(ui.load_model(cid), x, y, steps=steps, step_size=eps, judge=ui.load_model(judge))
-
-
-@st.cache_data(show_spinner=False, max_entries=128)
-def rates(cid: str, judge: str, dataset: str, n: int, steps: int, eps: float) -> dict:
-    x, y = ui.test_batch(dataset, tuple(range(n)))
-    return morphs.judge_rates(ui.load_model(cid), ui.load_model(judge), x, y, steps=steps, step_size=eps)
-
-
 @ui.fragment
 def lesson() -> None:
     left, middle, right, last = st.columns([3, 2, 2, 2])
     judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
                            format_func=ui.short_name, key="morphs.judge")
     steps = int(middle.slider("TGSM steps", 1, 20, 10, key="morphs.steps"))
-    eps = float(right.select_slider("Step size per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
+    step = float(right.select_slider("Step size per step", (0.02, 0.05, 0.1, 0.2), value=0.1, key="morphs.eps"))
     n = int(last.number_input("Images for the rates", 16, 512, 64, step=16, key="morphs.n") if ui.advanced()
             else st.session_state.get("morphs.n", 64))  # teacher mode: the link's value, no control
     ui.within_limits(images=n, attack_steps=steps)
     if judge in ids:
         st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
     with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the grids…"):
-        grids = {ui.short_name(cid): grid(cid, judge, dataset, firsts, steps, eps) for cid in ids}
-        rows = [morphs.morph_row(ui.short_name(cid), grids[ui.short_name(cid)], rates(cid, judge, dataset, n, steps,
-                                                                                     eps)) for cid in ids]
+        grids = {ui.short_name(cid): ui.morph_grid(cid, judge, dataset, firsts, steps, step) for cid in ids}
+        rows = [morphs.morph_row(ui.short_name(cid), grids[ui.short_name(cid)],
+                                 ui.judge_rates(cid, judge, dataset, n, steps, step)) for cid in ids]
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={k: percent for k in rows[0] if k.startswith(("grid", "images:"))})
     st.caption(f"Grid: the {len(firsts) * (len(firsts) - 1)} off-diagonal cells. Images: the first {n} test images "
-               f"pushed toward (y + 1) mod K by {steps} steps of {eps:g}. The judge is {ui.short_name(judge)}.")
+               f"pushed toward (y + 1) mod K by {steps} steps of {step:g}. The judge is {ui.short_name(judge)}.")
     if all(r["images: judge says target"] >= 0.95 for r in rows):
         st.info(f"Every model's images read as the target to the judge after {steps} steps: the attack saturates. "
                 "Fewer steps (e.g. 5) separate models whose gradients morph digits from those that add noise.")

@@ -33,13 +33,6 @@ st.session_state.setdefault("quiz.answers", {})  # seed → whether the guess wa
 eps = st.select_slider("ε of the adversarial examples (FGSM, L∞)", [0.1, 0.2, 0.3], value=0.2, key="quiz.eps")
 
 
-@st.cache_data(show_spinner="Asking the models…", max_entries=64)
-def question(models: tuple[tuple[str, str], ...], dataset: str, seed: int, eps: float) -> dict:
-    """``quiz.make_question`` on the first ``quiz.POOL`` test images of ``dataset`` (``models``: (name, id) pairs)."""
-    x, y = ui.test_batch(dataset, tuple(range(min(quiz.POOL, ui.test_size(dataset)))))
-    return quiz.make_question({name: ui.load_model(cid) for name, cid in models}, x, y, seed=seed, eps=eps)
-
-
 def answer(seed: int, guess: str, truth: str) -> None:
     st.session_state["quiz.answers"].setdefault(seed, guess == truth)  # the first guess counts
 
@@ -50,7 +43,7 @@ def next_question() -> None:
 
 seed = st.session_state["quiz.seed"]
 with ui.failures("Making the question", stop=True):
-    q = question(tuple((c["name"], c["id"]) for c in candidates), manifest["dataset"], seed, float(eps))
+    q = ui.quiz_question(tuple((c["name"], c["id"]) for c in candidates), manifest["dataset"], seed, float(eps))
 answers = st.session_state["quiz.answers"]
 right, asked = quiz.score(list(answers.values()))
 st.metric("Score", f"{right} / {asked}", help="Right answers / questions answered in this session")

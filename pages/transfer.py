@@ -31,21 +31,6 @@ ui.within_limits(images=n)
 names = {cid: ui.short_name(cid) for cid in ids}
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def matrix(ids: tuple[str, ...], dataset: str, n: int, method: str, eps: float) -> list[dict]:
-    x, y = ui.test_batch(dataset, tuple(range(n)))
-    params = {"steps": PGD_STEPS} if method == "pgd" else {}
-    return transfer.transfer_cells({cid: ui.load_model(cid) for cid in ids}, x, y, method=method, eps=eps, **params)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def examples(source: str, model: str, dataset: str, n: int, method: str, eps: float) -> dict:
-    x, y = ui.test_batch(dataset, tuple(range(n)))
-    params = {"steps": PGD_STEPS} if method == "pgd" else {}
-    return transfer.cell_examples(ui.load_model(source), ui.load_model(model), x, y, method=method, eps=eps,
-                                 **params)
-
-
 @ui.fragment
 def panel() -> None:
     left, right = st.columns([2, 3])
@@ -57,7 +42,8 @@ def panel() -> None:
     model = model_col.selectbox("Evaluated on", ids, index=1, format_func=names.get, key="transfer.evaluated")
     working = f"{ui.label(method)} from {len(ids)} sources at ε = {eps:g}…"
     with ui.failures("The transfer matrix"), st.spinner(working):
-        records = matrix(tuple(ids), dataset, n, method, eps)
+        params = (("steps", PGD_STEPS),) if method == "pgd" else ()
+        records = ui.transfer_cells(tuple(ids), dataset, n, method, eps, params)
         paper = {(s, m): v for s in ids for m in ids if (v := transfer.paper_accuracy(
             roles.get(s), roles.get(m), method=method, eps=eps, dataset=dataset)) is not None}
         st.plotly_chart(lesson_figures.transfer_figure(records, names=names, paper=paper, selected=(source, model),
@@ -69,7 +55,7 @@ def panel() -> None:
                       "at λ_eff ≈ 110, so compare the shape, not the digits." if paper else
                       "The authors' numbers (PAPER.md §6) exist for MNIST FGSM cells of their five models at "
                       "ε 0.1–0.5 only.") + (f" PGD: {PGD_STEPS} steps, random start." if method == "pgd" else ""))
-        cell = examples(source, model, dataset, n, method, eps)
+        cell = ui.cell_examples(source, model, dataset, n, method, eps, params)
         st.markdown(f"**{names[source]} → {names[model]}**: {names[model]} is right on {cell['accuracy']:.0%} of "
                     f"{cell['n']} crafted images; {cell['n_fooled']} fool it and the two models disagree on "
                     f"{cell['n_disagree']}. First the fooling ones, then the disagreements (column title: label → "

@@ -10,9 +10,10 @@ frozen and in eval mode; caches are keyed by primitives.
 
 from gradreg.ui.catalogue import (common_dataset, datasets, describe, list_models, load_model, short_name, signature,
                                   usable_models, usable_models_or_stop, zoo, zoo_dir, zoo_or_stop)
-from gradreg.ui.compute import (attack_panel, compare_figures, gallery, images, map_figure, prewarm_maps,
+from gradreg.ui.compute import (attack_panel, cell_examples, compare_figures, digit_reaction, gallery, images,
+                                judge_rates, map_figure, masking_records, morph_grid, prewarm_maps, quiz_question,
                                 randomization_table, robust_point, saliency_maps, saliency_methods, saliency_metrics,
-                                showcase_figure, test_batch, test_size)
+                                showcase_figure, test_batch, test_size, transfer_cells)
 from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_threads, within_limits
 from gradreg.ui.labels import LABELS, label
 from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
@@ -21,11 +22,12 @@ from gradreg.ui.widgets import (accuracy_curves, attack_controls, card_metrics, 
                                 metrics_table, model_picker, show_models)
 
 __all__ = [
-    "LABELS", "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "common_dataset",
-    "compare_figures", "datasets", "describe", "digits_picker", "enter_page", "failures", "fragment", "gallery",
-    "image_picker", "images", "label", "list_models", "load_model", "map_figure", "metrics_table", "model_picker",
-    "prewarm_maps", "randomization_table", "robust_point", "routed", "saliency_maps", "saliency_methods",
-    "saliency_metrics", "share", "short_name", "show_models", "showcase_figure", "sidebar_status", "signature",
-    "start_training", "sync_url", "teaching_box", "test_batch", "test_size", "train_form", "training_panel",
-    "use_threads", "usable_models", "usable_models_or_stop", "within_limits", "zoo", "zoo_dir", "zoo_or_stop",
+    "LABELS", "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "cell_examples",
+    "common_dataset", "compare_figures", "datasets", "describe", "digit_reaction", "digits_picker", "enter_page",
+    "failures", "fragment", "gallery", "image_picker", "images", "judge_rates", "label", "list_models", "load_model",
+    "map_figure", "masking_records", "metrics_table", "model_picker", "morph_grid", "prewarm_maps", "quiz_question",
+    "randomization_table", "robust_point", "routed", "saliency_maps", "saliency_methods", "saliency_metrics", "share",
+    "short_name", "show_models", "showcase_figure", "sidebar_status", "signature", "start_training", "sync_url",
+    "teaching_box", "test_batch", "test_size", "train_form", "training_panel", "transfer_cells", "use_threads",
+    "usable_models", "usable_models_or_stop", "within_limits", "zoo", "zoo_dir", "zoo_or_stop",
 ]

@@ -1,6 +1,6 @@
 """Cached computations of the pages, keyed by primitives (checkpoint ids, dataset names, test indices, numbers):
 test images, saliency maps and their figures, attack panels, accuracy points, saliency metrics, the randomization
-check, and the lesson pages' transfer matrices, masking checks, morph grids, quiz questions and drawn digits.
+check, and the lesson pages' drawn digits, masking checks, morph grids, quiz questions and transfer matrices.
 
 Each one checks the server's caps (``gradreg.ui.limits``) before it computes; models come from
 ``gradreg.ui.catalogue`` and are never mutated.
@@ -14,8 +14,9 @@ import torch
 
 from gradreg.core.data import load_dataset
 from gradreg.evaluation.accuracy import robust_accuracy
+from gradreg.evaluation.masking import masking_checks
 from gradreg.explain.saliency import SALIENCY_METHODS
-from gradreg.lessons import panels, zoo_views
+from gradreg.lessons import digit, morphs, panels, quiz, transfer, zoo_views
 from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
@@ -131,3 +132,60 @@ def compare_figures(ids: list[str], methods: list[str], dataset: str, indices: t
     return [page_figures.method_grid(x[j], {label(m): {name: a[j] for name, a in row.items()}
                                             for m, row in maps.items()},
                                     shared_scale=shared_scale, image_title=titles[j]) for j in range(len(indices))]
+
+
+# The lesson pages' computations (one model or a few, by id; the page passes its knobs).
+@st.cache_data(show_spinner=False, max_entries=512)
+def digit_reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
+    """``digit.react`` of one model on the 28×28 float32 image whose bytes are ``pixels`` (a cache key)."""
+    image = np.frombuffer(pixels, dtype=np.float32).reshape(digit.SIZE, digit.SIZE)
+    return digit.react(load_model(checkpoint_id), image, eps=eps)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def masking_records(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float, steps: int,
+                    queries: int) -> list[dict]:
+    """``masking_checks`` of one model at one ε on the first ``n`` test images (``source``: the transfer check's
+    model, or None); PGD ``steps``, Square ``queries``."""
+    x, y = test_batch(dataset, tuple(range(n)))
+    return masking_checks(load_model(checkpoint_id), x, y, epsilons=(eps,), pgd_steps=steps, square_queries=queries,
+                          source=load_model(source) if source else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def morph_grid(checkpoint_id: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int,
+               step_size: float) -> dict:
+    """``morphs.morph_grid`` of the test images at ``indices``, read by the ``judge`` model."""
+    x, y = test_batch(dataset, indices)
+    return morphs.morph_grid(load_model(checkpoint_id), x, y, steps=steps, step_size=step_size,
+                             judge=load_model(judge))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def judge_rates(checkpoint_id: str, judge: str, dataset: str, n: int, steps: int, step_size: float) -> dict:
+    """``morphs.judge_rates`` on the first ``n`` test images."""
+    x, y = test_batch(dataset, tuple(range(n)))
+    return morphs.judge_rates(load_model(checkpoint_id), load_model(judge), x, y, steps=steps, step_size=step_size)
+
+
+@st.cache_data(show_spinner="Asking the models…", max_entries=64)
+def quiz_question(models: tuple[tuple[str, str], ...], dataset: str, seed: int, eps: float) -> dict:
+    """``quiz.make_question`` on the first ``quiz.POOL`` test images of ``dataset`` (``models``: (name, id) pairs)."""
+    x, y = test_batch(dataset, tuple(range(min(quiz.POOL, test_size(dataset)))))
+    return quiz.make_question({name: load_model(cid) for name, cid in models}, x, y, seed=seed, eps=eps)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def transfer_cells(ids: tuple[str, ...], dataset: str, n: int, method: str, eps: float, params: tuple) -> list[dict]:
+    """``transfer.transfer_cells`` of the models ``ids`` on the first ``n`` test images (``params``: sorted knobs)."""
+    x, y = test_batch(dataset, tuple(range(n)))
+    return transfer.transfer_cells({cid: load_model(cid) for cid in ids}, x, y, method=method, eps=eps,
+                                   **dict(params))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cell_examples(source: str, model: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> dict:
+    """``transfer.cell_examples``: what ``source`` crafts and ``model`` is scored on."""
+    x, y = test_batch(dataset, tuple(range(n)))
+    return transfer.cell_examples(load_model(source), load_model(model), x, y, method=method, eps=eps,
+                                  **dict(params))
