@@ -31,32 +31,6 @@ def test_clip_level_follows_captums_cumulative_mass_rule():
         figures.clip_level(values, outlier_perc=100)
 
 
-def test_attribution_heatmap_is_crisp_square_and_centred(maps):
-    images, named = maps
-    fig = figures.attribution_heatmap(named["plain"][0], image=images[0], title="plain")
-    (trace,) = fig.data
-    assert isinstance(fig, go.Figure) and isinstance(trace, go.Heatmap)
-    assert trace.zsmooth is False and (trace.zmin, trace.zmax) == (-1, 1)
-    assert trace.colorscale == tuple(tuple(s) for s in figures.SIGNED_SCALE)
-    assert np.abs(np.asarray(trace.z)).max() == 1.0  # clipped at the cumulative-mass level
-    assert np.asarray(trace.customdata).shape == (28, 28, 2) and "attribution" in trace.hovertemplate
-    np.testing.assert_allclose(np.asarray(trace.customdata)[..., 0], images[0, 0].double().numpy())
-    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.autorange == "reversed"
-
-
-def test_overlay_adds_the_digit_under_a_transparent_centre(maps):
-    images, named = maps
-    fig = figures.attribution_heatmap(named["plain"][0], image=images[0], overlay=True)
-    digit, attribution = fig.data
-    assert digit.hoverinfo == "skip" and attribution.zsmooth is False
-    assert attribution.colorscale[len(attribution.colorscale) // 2][1].endswith(",0.00)")
-
-
-def test_unsigned_maps_use_a_sequential_scale(maps):
-    fig = figures.attribution_heatmap(maps[1]["plain"][0].abs())
-    assert fig.data[0].zmin == 0 and fig.data[0].colorscale == tuple(tuple(s) for s in figures.UNSIGNED_SCALE)
-
-
 @pytest.mark.parametrize("overlay", [False, True])
 def test_saliency_grid_traces(maps, overlay):
     images, named = maps

@@ -2,7 +2,7 @@
 
 torch's double backward of batch normalization (Ioffe & Szegedy 2015, arXiv 1502.03167) is a composite of about
 thirty elementwise passes over the activation, a third of a ``grad_y`` step on small_cnn; the written-out one takes
-three fused reductions and three passes. CPU only, like the convolution rewrite: no GPU was lent to test it.
+three fused reductions and three passes. CPU only, like the convolution rewrite: on a GPU torch's own kernels run.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from gradreg.training.checkpoints import Checkpoint, code_version
 from gradreg.training.regularizers import LossTerms, loss_terms
 
 N_GRAD_NORM = 500  # validation images used for the per-epoch mean input-gradient norm
-# Seconds per epoch per 1 000 training images of a plain step on a 2-core CPU (measured for the brief: small_cnn
-# 8.5 s and paper_cnn 27 s per 55 000-image epoch; the narrower paper_cnn variants scaled by their multiply-adds),
-# and the cost of each addition relative to a plain step.
+# Seconds per epoch per 1 000 training images of a plain step on a 2-core CPU (small_cnn 8.5 s and paper_cnn 27 s
+# per 55 000-image epoch; the narrower paper_cnn variants scaled by their multiply-adds), and the cost of each
+# addition relative to a plain step.
 PLAIN_SECONDS_PER_1K = {"small_cnn": 0.155, "paper_cnn": 0.49, "paper_cnn_h256": 0.45, "paper_cnn_h128": 0.44,
                         "paper_cnn_c16": 0.19, "paper_cnn_c16_h256": 0.16, "mlp": 0.05, "linear": 0.01}
 REGULARIZER_COST = {"none": 1.0, "grad_y": 2.2, "grad_uniform": 2.2, "grad_fd": 2.6}  # benchmarks/results

@@ -83,23 +83,6 @@ def _square_pixels(fig: go.Figure, count: int) -> None:
                                             scaleanchor=f"x{suffix}", constrain="domain")
 
 
-def attribution_heatmap(attribution: torch.Tensor | np.ndarray, *, image: torch.Tensor | np.ndarray | None = None,
-                        overlay: bool = False, outlier_perc: float = OUTLIER_PERC, title: str = "") -> go.Figure:
-    """One attribution map as a crisp heatmap, optionally over its digit.
-
-    Args:
-        attribution: ``(H, W)``, ``(C, H, W)`` or ``(1, C, H, W)`` (channels summed); image: the input, same layout,
-            in [0, 1] (shown in hover, and under the map when ``overlay``).
-        outlier_perc: % of |attribution| mass above the saturation point (Captum's ``outlier_perc``).
-    """
-    a = _as_image(attribution)
-    pixels = _as_image(image) if image is not None else None
-    fig = go.Figure(_map_traces(a, pixels, level=clip_level(a, outlier_perc=outlier_perc), signed=bool((a < 0).any()),
-                                overlay=overlay, name=title or "attribution", showscale=True))
-    _square_pixels(fig, 1)
-    return fig.update_layout(title=title or None, width=420, height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
-
-
 def saliency_grid(maps: Mapping[str, torch.Tensor], images: torch.Tensor, *, shared_scale: bool = True,
                   overlay: bool = False, show_images: bool = True, column_titles: Sequence[str] | None = None,
                   outlier_perc: float = OUTLIER_PERC) -> go.Figure:
