@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
 
             rows_, raw["coldstart"] = coldstart.measure(repeats=1 if q else 3)
         rows += rows_
-    torch.set_num_threads(threads)  # importing gradreg.ui set the app's own thread count
+    torch.set_num_threads(threads)  # the app's runs (app.py calls ui.use_threads) set its own thread count
     if "training" in args.only:
         models = ("small_cnn",) if q else ("small_cnn", "paper_cnn")
         rows_, raw["training"] = training.measure(device=device, models=models, batch_size=16 if q else 256,

@@ -78,7 +78,8 @@ def tiny_zoo(tmp_path_factory):
 
 @pytest.fixture(scope="module", autouse=True)
 def _restore_torch_threads():
-    """gradreg.ui sets one intra-op thread for the app's process; give the rest of the test run its default back."""
+    """app.py (``ui.use_threads``) sets one intra-op thread for the app's process; give the rest of the test run its
+    default back."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
