@@ -26,7 +26,7 @@ if single:
 dataset, reference = manifest["dataset"], zoo_views.reference_entry(manifest)
 with ui.failures("Loading the test images", stop=True):
     digits = ui.digits_picker("lambda", dataset)
-sweep_ids = [r["id"] for r in zoo_views.lambda_sweep(manifest, regularizer, 0.1)]
+sweep_ids = [r["id"] for r in zoo_views.lambda_rows(manifest, regularizer, 0.1)]
 with ui.failures("Computing the saliency maps"):
     ui.prewarm_maps(sweep_ids + ([reference["id"]] if reference else []), dataset, digits)
 
@@ -42,7 +42,7 @@ def explorer() -> None:
     epsilons = zoo_views.card_epsilons(manifest)
     eps = right.select_slider("ε of the attacks (L∞, pixel units)", epsilons, format_func=lambda v: f"{v:g}",
                               value=min(epsilons, key=lambda e: abs(e - 0.1)), key="lambda.eps")
-    sweep = zoo_views.lambda_sweep(manifest, regularizer, eps)
+    sweep = zoo_views.lambda_rows(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
     base = zoo_views.card_values(reference["card"], eps) if reference else None
     ui.card_metrics(row, base)

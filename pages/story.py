@@ -71,7 +71,7 @@ elif step == 2:
     st.markdown(f"The zoo trains it at λ_eff ∈ {{{', '.join(f'{v:g}' for v in grid)}}}. Pick one: its card against "
                 "the plain model's.")
     chosen = st.select_slider("λ_eff", grid, value=lam, format_func=lambda v: f"{v:g}", key="story.lam")
-    row = next(s for s in zoo_views.lambda_sweep(manifest, "grad_y", eps) if s["lam"] == chosen)
+    row = next(s for s in zoo_views.lambda_rows(manifest, "grad_y", eps) if s["lam"] == chosen)
     ui.card_metrics(row, p)
 elif step == 3:
     trend = "drops" if r["grad_norm"] < p["grad_norm"] else "rises"
@@ -84,7 +84,7 @@ elif step == 3:
     maps({plain["name"]: plain["id"], regular["name"]: regular["id"]})
     attacked(regular)
 elif step == 4:
-    sweep = zoo_views.lambda_sweep(manifest, "grad_y", eps)
+    sweep = zoo_views.lambda_rows(manifest, "grad_y", eps)
     top = sweep[-1]
     lead = "Robustness is paid in accuracy" if top["clean"] < p["clean"] else "Here the penalty costs no accuracy"
     authors = next((s for s in sweep if s["lam"] == zoo_views.AUTHORS_LAMBDAS["grad_y"]), None)

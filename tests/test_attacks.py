@@ -66,6 +66,7 @@ def test_eval_mode_restores_each_submodule(tiny_model):
 def test_attacks_without_a_radius_refuse_eps_and_name_their_size():
     assert {name: spec.size for name, spec in ATTACKS.items() if spec.size != "eps"} == {
         "iterated_tgsm": "step_size", "jsma": "theta"}
+    assert all(spec.size == "eps" or spec.size in spec.params for spec in ATTACKS.values()), "the size is a knob"
     x, y = torch.rand(2, 1, 28, 28), torch.tensor([1, 2])
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     for method, size in (("iterated_tgsm", "step_size"), ("jsma", "theta")):

@@ -59,7 +59,7 @@ def test_card_values_take_the_nearest_eps(manifest):
 
 def test_lambda_grid_and_sweep_exclude_defended_models(manifest):
     assert zoo_views.lambda_grid(manifest) == {"grad_uniform": [1.0], "grad_y": [0.1, 1.0, 10.0]}
-    sweep = zoo_views.lambda_sweep(manifest, "grad_y", 0.1)
+    sweep = zoo_views.lambda_rows(manifest, "grad_y", 0.1)
     assert [r["lam"] for r in sweep] == [0.1, 1.0, 10.0]
     assert [r["name"] for r in sweep] == ["grad_y_0.1", "grad_y_1", "grad_y_10"]
     assert set(zoo_views.CARD_KEYS) <= set(sweep[0])
@@ -230,7 +230,7 @@ def test_attack_row_probability_pair_and_curves():
 
 
 def test_lambda_sweep_marks_the_current_lambda(manifest):
-    sweep = zoo_views.lambda_sweep(manifest, "grad_y", 0.1)
+    sweep = zoo_views.lambda_rows(manifest, "grad_y", 0.1)
     reference = zoo_views.card_values(zoo_views.reference_entry(manifest)["card"], 0.1)
     figure = page_figures.lambda_sweep(sweep, lam=1.0, reference=reference)
     markers = [s for s in figure.layout.shapes if s.x0 == 1.0 and s.x1 == 1.0]

@@ -25,7 +25,7 @@ LAYERS = {
     "explain": {"core", "attacks"},
     "evaluation": {"core", "attacks"},
     "training": {"core", "fastgrad", "attacks", "evaluation"},
-    "paper": {"core", "fastgrad", "attacks", "evaluation", "explain", "training", "viz"},
+    "paper": {"core", "attacks", "evaluation", "explain", "training", "viz"},
     "lessons": {"core", "attacks", "evaluation", "explain", "training", "paper"},
     "cli": {"core", "attacks", "evaluation", "training", "paper"},
     "ui": {"core", "attacks", "evaluation", "explain", "training", "paper", "lessons", "viz"},

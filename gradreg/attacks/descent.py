@@ -1,6 +1,7 @@
 """The one projected-step loop every gradient attack runs through, and its threat-model geometry (foolbox's
 ``gradient_descent_base``): ``_normalize`` a gradient into a unit step, ``_project`` onto the L∞ / L2 ball,
-``_random_start`` inside it. Radii may be per example, which bisection on ε needs.
+``_random_start`` inside it; the checks of an attack's size (``check_eps``, ``check_epsilons``, ``refuses``) and of
+its norm. Radii may be per example.
 
 References: Madry et al. 2018, "Towards Deep Learning Models Resistant to Adversarial Attacks", arXiv 1706.06083.
 """

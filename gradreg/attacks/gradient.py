@@ -16,7 +16,7 @@ from gradreg.attacks.descent import (Eps, Norm, apply_direction, check_eps, chec
                                      generator_for, projected_steps, refuses, step_direction)
 from gradreg.attacks.targets import AttackTarget, target_classes
 from gradreg.core.modules import eval_mode
-from gradreg.core.validation import check_count, check_fit, check_real
+from gradreg.core.validation import check_count, check_labelled, check_real
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> torch.Tensor:
@@ -28,7 +28,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps) -> tor
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(eps, len(x))
     with eval_mode(model):
         return projected_steps(model, x, y, eps=eps, step=eps, steps=1, norm="linf", targeted=False,
@@ -47,7 +47,7 @@ def single_step_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps
     Returns:
         one adversarial batch per ε, each shape of ``x`` and in [0, 1], as ``fgsm`` (``tgsm``) would give it.
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     eps_list = check_epsilons(epsilons)
     with eval_mode(model):
         toward = y if target is None else target_classes(model, x, y, target, generator=generator_for(seed))
@@ -65,7 +65,7 @@ def tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, target
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(eps, len(x))
     return _targeted_sign_steps(model, x, y, step=eps, steps=1, target=target, seed=seed)
 
@@ -81,7 +81,7 @@ def iterated_tgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, step_si
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(step_size, len(x), name="step_size")
     check_count("steps", steps)
     return _targeted_sign_steps(model, x, y, step=step_size, steps=steps, target=target, seed=seed)
@@ -132,7 +132,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: 
 
 def _check_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, steps: int,
                step_size: float | None, norm: str, restarts: int) -> None:
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(eps, len(x))
     check_norm(norm)
     check_count("steps", steps)  # before the default step size is computed from it

@@ -14,7 +14,7 @@ from torch import nn
 
 from gradreg.attacks.descent import Eps, check_eps, generator_for, radius_like
 from gradreg.core.modules import eval_mode
-from gradreg.core.validation import check_count, check_fit, check_fraction
+from gradreg.core.validation import check_count, check_fraction, check_labelled
 
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # the authors' schedule, in units of 10 000 queries
 
@@ -87,7 +87,7 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, quer
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(eps, len(x))
     check_count("queries", queries)
     check_fraction("p_init", p_init, low_open=True)

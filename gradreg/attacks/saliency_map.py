@@ -13,7 +13,7 @@ from torch import nn
 from gradreg.attacks.descent import Eps, check_eps, generator_for, radius_like, refuses
 from gradreg.attacks.targets import AttackTarget, target_classes
 from gradreg.core.modules import eval_mode
-from gradreg.core.validation import check_fit, check_fraction
+from gradreg.core.validation import check_fraction, check_labelled
 
 PAIR_BUDGET = 2**23  # elements of one (images, D, D) pair-score block: bounds the search's memory
 OUTSIDE = 1e30  # β of pixels outside the search domain: any pair containing one gets a positive β sum
@@ -95,7 +95,7 @@ def jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, theta: Eps = 1.0
     Returns:
         adversarial images, shape of ``x``, in [0, 1].
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_eps(theta, len(x), name="theta")
     check_fraction("gamma", gamma)
     with eval_mode(model):

@@ -68,6 +68,14 @@ def check_fit(model: object, x: object, y: object = None) -> int:
     return k
 
 
+def check_labelled(model: object, x: object, y: object) -> int:
+    """``check_fit`` of a labelled batch, for the functions that need ``y``: ``ValueError`` when it is None too."""
+    k = check_fit(model, x, y)
+    if y is None:
+        raise ValueError(f"y must be integer labels of shape ({len(x)},), got None")
+    return k
+
+
 def _classes(model: nn.Module, x: torch.Tensor) -> int:
     """K, from a one-example probe of ``model`` on images like ``x`` (remembered per model and input kind)."""
     key = (tuple(x.shape[1:]), x.dtype)  # K does not depend on the device

@@ -17,7 +17,7 @@ from gradreg.attacks import (AttackSpec, AttackTarget, attack, check_epsilons, g
                              target_classes)
 from gradreg.attacks.descent import generator_for
 from gradreg.core.modules import eval_mode, model_device
-from gradreg.core.validation import check_count, check_fit
+from gradreg.core.validation import check_count, check_labelled
 
 EVAL_BATCH = 1000
 CHUNK = 256  # images per attack batch
@@ -34,7 +34,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = EVAL_BATCH) -> float:
     """Fraction of ``x`` (``(N, C, H, W)`` in [0, 1]) classified as ``y`` (``(N,)``), in [0, 1]."""
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_count("batch_size", batch_size)
     if len(x) == 0:
         raise ValueError("accuracy of an empty set is undefined")
@@ -44,7 +44,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
 def input_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                          batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """Per-example ‖∇ₓ CE(y, f(x))‖₂ ``(N,)`` in eval mode (PAPER.md §5 diagnostics)."""
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_count("batch_size", batch_size)
     device = model_device(model)
     with eval_mode(model):
@@ -99,7 +99,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, metho
         ``"target_rate"`` (fraction classified as the target) for targeted attacks.
     """
     spec, eps_list = get_attack(method), check_epsilons(epsilons)
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     check_count("batch_size", batch_size)
     device, n_chunks = model_device(model), -(-len(x) // batch_size)
     records = []
@@ -127,7 +127,7 @@ def jsma_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, theta: flo
         input features changed, averaged over the successful examples (NaN if none), and as a fraction of D.
     """
     spec = get_attack("jsma")
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     device, successes, l0 = model_device(model), 0, []
     for i, (start, xb, yb) in enumerate(chunks(x, y, device, batch_size=batch_size)):
         tb = chunk_targets(model, spec, xb, yb, target, start, chunk_seed(seed, i))
@@ -157,7 +157,7 @@ def judge_target_rate(model: nn.Module, judge: nn.Module, x: torch.Tensor, y: to
     spec = get_attack(method)
     if not spec.targeted:
         raise ValueError(f"{method} is untargeted; the judge needs a targeted attack")
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     device, counts = model_device(model), [0, 0, 0]
     for i, (start, xb, yb) in enumerate(chunks(x, y, device, batch_size=batch_size)):
         tb = chunk_targets(model, spec, xb, yb, target, start, chunk_seed(seed, i))

@@ -16,7 +16,7 @@ from torch import nn
 
 from gradreg.attacks import check_eps, check_epsilons, loss_gradient
 from gradreg.core.modules import eval_mode, model_device
-from gradreg.core.validation import check_fit, check_real
+from gradreg.core.validation import check_labelled, check_real
 from gradreg.evaluation.accuracy import CHUNK, chunks, predict_logits, robust_accuracy
 from gradreg.evaluation.transfer import transfer_matrix
 
@@ -54,7 +54,7 @@ def confidence_stats(model: nn.Module, x: torch.Tensor) -> dict:
 def gradient_stats(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = CHUNK) -> dict:
     """‖∇ₓ CE‖₂ statistics and exact zeros. Returns ``{"norm_mean", "norm_median", "norm_q25", "norm_q75",
     "norm_min", "norm_max", "zero_example_fraction", "zero_entry_fraction"}``."""
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     grads = _gradients(model, x, y, batch_size)
     norms = grads.double().norm(dim=1)  # float32 squares of tiny (denormal) gradients would underflow to 0
     q = torch.quantile(norms.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
@@ -153,9 +153,9 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
     eps_list = check_epsilons(epsilons)
     check_eps(large_eps)
     check_eps(illusion_eps)
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     if source is not None:
-        check_fit(source, x, y)
+        check_labelled(source, x, y)
     for name, value in (("tolerance", tolerance), ("chance", chance), ("zero_limit", zero_limit),
                         ("illusion_gap", illusion_gap)):
         check_real(name, value, low=0.0, high=1.0)

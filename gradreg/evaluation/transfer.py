@@ -14,7 +14,7 @@ from torch import nn
 
 from gradreg.attacks import AttackTarget, attack, check_epsilons, get_attack, single_step_sweep, sized
 from gradreg.core.modules import model_device
-from gradreg.core.validation import check_count, check_fit
+from gradreg.core.validation import check_count, check_labelled
 from gradreg.evaluation.accuracy import CHUNK, OnProgress, chunk_seed, chunk_targets, chunks, predict
 
 
@@ -45,7 +45,7 @@ def transfer_matrix(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.T
     if not isinstance(models, Mapping) or not models:
         raise ValueError("models must be a non-empty mapping of names to models")
     for model in models.values():
-        check_fit(model, x, y)
+        check_labelled(model, x, y)
     check_count("batch_size", batch_size)
     names, n_chunks = list(models), -(-len(x) // batch_size)
     correct = torch.zeros(len(names), len(names), len(eps_list))  # (source, scored model, ε)

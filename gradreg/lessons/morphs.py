@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from gradreg.core.validation import check_fit
+from gradreg.core.validation import check_labelled
 from gradreg.evaluation.accuracy import judge_target_rate, predict
 from gradreg.paper.experiments import class_examples, grid_records, iterated_grid
 
@@ -27,7 +27,7 @@ def morph_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int
         "judge_pred" ((K, K) lists; judge_pred None without a judge), "model_target_rate",
         "judge_target_rate" (off-diagonal cells, ``experiments.grid_records``)}``.
     """
-    check_fit(model, x, y)
+    check_labelled(model, x, y)
     k = int(y.max()) + 1
     if set(y.tolist()) != set(range(k)):
         absent = sorted(set(range(k)) - set(y.tolist()))

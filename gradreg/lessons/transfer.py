@@ -14,7 +14,7 @@ from torch import nn
 
 from gradreg.attacks import attack, get_attack
 from gradreg.core.modules import model_device
-from gradreg.core.validation import check_fit
+from gradreg.core.validation import check_labelled
 from gradreg.evaluation.accuracy import CHUNK, chunk_seed, chunk_targets, chunks, predict
 from gradreg.evaluation.transfer import transfer_matrix
 from gradreg.paper.reproduce import COMPARED
@@ -80,7 +80,7 @@ def cell_examples(source: nn.Module, model: nn.Module, x: torch.Tensor, y: torch
         ``(M, C, H, W)`` numpy in [0, 1], and counts ``"n", "n_fooled", "n_disagree", "accuracy"`` over all of x.
     """
     _check_method(method)
-    check_fit(source, x, y)
+    check_labelled(source, x, y)
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     parts = list(_crafted(source, x, y, method=method, eps=eps, seed=seed, params=params))

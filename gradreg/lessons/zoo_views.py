@@ -72,7 +72,7 @@ def reference_entry(manifest: Mapping) -> dict | None:
     return next((e for e in manifest.get("models", []) if e["name"] == REFERENCE and e.get("card")), None)
 
 
-def lambda_sweep(manifest: Mapping, regularizer: str, eps: float) -> list[dict]:
+def lambda_rows(manifest: Mapping, regularizer: str, eps: float) -> list[dict]:
     """One record per λ_eff of ``regularizer`` (sorted), each ``{"name", "id", "lam", **card_values}``."""
     rows = [{"name": e["name"], "id": e["id"], "lam": float(e["config"]["lam"]), **card_values(e["card"], eps)}
             for e in manifest.get("models", []) if e.get("card") and e["config"]["regularizer"] == regularizer
@@ -84,7 +84,7 @@ def showcase(manifest: Mapping, *, eps: float = 0.1, tolerance: float = 0.02) ->
     """(plain entry, the Grad Reg (y) entry with the best white-box FGSM accuracy at ``eps`` among those whose clean
     accuracy is within ``tolerance`` of the plain model's), or None when the zoo lacks either."""
     plain = reference_entry(manifest)
-    sweep = lambda_sweep(manifest, "grad_y", eps)
+    sweep = lambda_rows(manifest, "grad_y", eps)
     if plain is None or not sweep:
         return None
     good = [r for r in sweep if r["clean"] >= plain["card"]["clean"] - tolerance] or sweep

@@ -155,7 +155,7 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
     """Card metrics against λ_eff (log axis): one stacked panel per quantity, the current λ marked by a vertical line.
 
     Args:
-        records: ``zoo_views.lambda_sweep`` rows (``lam`` > 0 and the ``CARD_KEYS``); reference: the plain model's
+        records: ``zoo_views.lambda_rows`` (``lam`` > 0 and the ``CARD_KEYS``); reference: the plain model's
             values, drawn as dotted horizontal lines of the same colours; marks: λ → label, drawn as dashed
             vertical lines labelled at the top (e.g. the authors' choice).
     """
