@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradreg.attacks import ATTACKS, attack, check_epsilons
+from gradreg.attacks import ATTACKS, check_epsilons
 from gradreg.evaluation.accuracy import accuracy, jsma_stats, judge_target_rate, robust_accuracy
 from gradreg.evaluation.masking import confidence_stats, gradient_stats, masking_checks
 from gradreg.evaluation.transfer import transfer_matrix
