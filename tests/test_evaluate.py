@@ -16,8 +16,8 @@ from gradreg.transfer import transfer_matrix
 
 FAST = {"pgd": {"steps": 3}, "bim": {"steps": 3}, "iterated_tgsm": {"steps": 2}, "square": {"queries": 10},
         "jsma": {"gamma": 0.02}}
-CHECKS = ["iterative_vs_single_step", "single_step_illusion", "white_box_vs_transfer", "large_eps",
-          "gradient_free_vs_gradient", "zero_gradients", "confidence", "input_gradients"]
+CHECKS = ["iterative_vs_single_step", "white_box_vs_transfer", "large_eps", "gradient_free_vs_gradient",
+          "single_step_illusion", "zero_gradients", "confidence", "input_gradients"]
 
 
 class Scaled(nn.Module):
