@@ -2,7 +2,9 @@
 
 FGSM (Goodfellow et al. 2015, arXiv 1412.6572) and TGSM are one L∞ step; iterated TGSM repeats TGSM with no ε-ball
 (Ross & Doshi-Velez 2018, arXiv 1711.09404); BIM (Kurakin et al. 2016, arXiv 1607.02533) and PGD (Madry et al. 2018,
-arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``) and Square (``gradreg.square``) are registered here.
+arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``), Square (``gradreg.square``), APGD and APGD-T
+(``gradreg.apgd``) and AutoAttack's ensemble (``gradreg.ensemble``; Croce & Hein 2020, arXiv 2003.01690) are
+registered here.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
+from gradreg.apgd import apgd, apgd_targeted
 from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_for, loss_gradient, projected_steps,
                              radius_like, step_direction)
+from gradreg.ensemble import ensemble
 from gradreg.jsma import saliency_map_attack
 from gradreg.square import P_INIT, square_search
 from gradreg.validation import check_eps, check_fit, check_inputs, check_real, parameters
 
-__all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
-           "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
-           "step_direction", "tgsm"]
+__all__ = ["ATTACKS", "AttackSpec", "apgd", "apgd_targeted", "apply_direction", "attack", "bim", "check_eps",
+           "check_inputs", "ensemble", "eval_mode", "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient",
+           "pgd", "resolve_target", "square", "step_direction", "tgsm"]
 
 NORMS = ("linf", "l2")
 TARGETS = ("next", "random", "least_likely")
@@ -247,6 +251,9 @@ ATTACKS: dict[str, AttackSpec] = {
     "pgd": AttackSpec(pgd),
     "jsma": AttackSpec(jsma, targeted=True),
     "square": AttackSpec(square, gradient_free=True),
+    "apgd": AttackSpec(apgd),
+    "apgd_t": AttackSpec(apgd_targeted),  # picks its own targets and succeeds on any misclassification
+    "ensemble": AttackSpec(ensemble),
 }
 
 
