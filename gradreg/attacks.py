@@ -2,12 +2,13 @@
 
 FGSM (Goodfellow et al. 2015, arXiv 1412.6572) and TGSM are one L∞ step; iterated TGSM repeats TGSM with no ε-ball
 (Ross & Doshi-Velez 2018, arXiv 1711.09404); BIM (Kurakin et al. 2016, arXiv 1607.02533) and PGD (Madry et al. 2018,
-arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``) and Square (``gradreg.square``) are registered here.
+arXiv 1706.06083) iterate with projection. JSMA (``gradreg.jsma``), Square (``gradreg.square``), APGD and APGD-T
+(``gradreg.apgd``) and AutoAttack's ensemble (``gradreg.ensemble``; Croce & Hein 2020, arXiv 2003.01690) are
+registered here.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Union
@@ -15,31 +16,21 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
+from gradreg.apgd import apgd, apgd_targeted
 from gradreg.descent import (Eps, Norm, apply_direction, eval_mode, generator_for, loss_gradient, projected_steps,
                              radius_like, step_direction)
+from gradreg.ensemble import ensemble
 from gradreg.jsma import saliency_map_attack
-from gradreg.square import square_search
-from gradreg.validation import check_fit, check_real, parameters
+from gradreg.square import P_INIT, square_search
+from gradreg.validation import check_eps, check_fit, check_inputs, check_real, parameters
 
-__all__ = ["ATTACKS", "AttackSpec", "apply_direction", "attack", "bim", "check_eps", "check_inputs", "eval_mode",
-           "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient", "pgd", "resolve_target", "square",
-           "step_direction", "tgsm"]
+__all__ = ["ATTACKS", "AttackSpec", "apgd", "apgd_targeted", "apply_direction", "attack", "bim", "check_eps",
+           "check_inputs", "ensemble", "eval_mode", "fgsm", "get_attack", "iterated_tgsm", "jsma", "loss_gradient",
+           "pgd", "resolve_target", "square", "step_direction", "tgsm"]
 
 NORMS = ("linf", "l2")
 TARGETS = ("next", "random", "least_likely")
 Target = Union[str, torch.Tensor]
-
-
-def check_eps(eps: Eps, n: int | None = None) -> None:
-    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example radii ``(n,)``."""
-    if isinstance(eps, torch.Tensor):
-        ok = eps.dim() == 1 and (n is None or len(eps) == n) and bool((torch.isfinite(eps) & (eps >= 0)).all())
-        if not ok:
-            raise ValueError(f"eps as a tensor must hold finite per-example radii >= 0 of shape ({n},), "
-                             f"got shape {tuple(eps.shape)}")
-        return
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite number >= 0 (or a tensor of per-example radii), got {eps!r}")
 
 
 def _check_norm(norm: str) -> None:
@@ -56,16 +47,6 @@ def _check_fraction(name: str, value: float, *, low_open: bool = False) -> None:
     bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1
     if bad or (low_open and value == 0):
         raise ValueError(f"{name} must be a number in {'(0' if low_open else '[0'}, 1], got {value!r}")
-
-
-def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
-    """``ValueError`` unless ``x`` is float images ``(N, C, H, W)`` in [0, 1] and ``y`` integer labels ``(N,)``."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        raise ValueError(f"x must be a float tensor of images (N, C, H, W), got {getattr(x, 'shape', type(x))}")
-    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
-        raise ValueError("x must lie in [0, 1] (and contain no NaN)")
-    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
-        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {getattr(y, 'shape', type(y))}")
 
 
 def resolve_target(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: Target, *,
@@ -221,7 +202,7 @@ def jsma(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps = 1.0, 
 
 
 def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: Eps, queries: int = 1000,
-           p_init: float = 0.3, seed: int | None = None) -> torch.Tensor:
+           p_init: float = P_INIT, seed: int | None = None) -> torch.Tensor:
     """Square attack, L∞ (Andriushchenko et al. 2020, arXiv 1912.00049): gradient-free random search.
 
     Args:
@@ -270,6 +251,9 @@ ATTACKS: dict[str, AttackSpec] = {
     "pgd": AttackSpec(pgd),
     "jsma": AttackSpec(jsma, targeted=True),
     "square": AttackSpec(square, gradient_free=True),
+    "apgd": AttackSpec(apgd),
+    "apgd_t": AttackSpec(apgd_targeted),  # picks its own targets and succeeds on any misclassification
+    "ensemble": AttackSpec(ensemble),
 }
 
 

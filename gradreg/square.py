@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+P_INIT = 0.3  # initial fraction of pixels a square covers: suits 28×28 images (authors' ImageNet value: 0.05)
 HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # the authors' schedule, in units of 10 000 queries
 
 

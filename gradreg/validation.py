@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gradreg.descent import eval_mode, model_device
+from gradreg.descent import Eps, eval_mode, model_device
 
 LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 # model → {(image shape, dtype): K} of probes that passed: a model's architecture does not change, so each
@@ -89,6 +89,28 @@ def _classes(model: nn.Module, x: torch.Tensor) -> int:
     with _FITS_LOCK:
         _FITS.setdefault(model, {})[key] = logits.shape[1]
     return logits.shape[1]
+
+
+def check_eps(eps: Eps, n: int | None = None) -> None:
+    """``ValueError`` unless ``eps`` is a finite number >= 0 (not a bool) or per-example radii ``(n,)``."""
+    if isinstance(eps, torch.Tensor):
+        ok = eps.dim() == 1 and (n is None or len(eps) == n) and bool((torch.isfinite(eps) & (eps >= 0)).all())
+        if not ok:
+            raise ValueError(f"eps as a tensor must hold finite per-example radii >= 0 of shape ({n},), "
+                             f"got shape {tuple(eps.shape)}")
+        return
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0 (or a tensor of per-example radii), got {eps!r}")
+
+
+def check_inputs(x: torch.Tensor, y: torch.Tensor) -> None:
+    """``ValueError`` unless ``x`` is float images ``(N, C, H, W)`` in [0, 1] and ``y`` integer labels ``(N,)``."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"x must be a float tensor of images (N, C, H, W), got {getattr(x, 'shape', type(x))}")
+    if x.numel() and not bool((x.min() >= 0) & (x.max() <= 1)):
+        raise ValueError("x must lie in [0, 1] (and contain no NaN)")
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point():
+        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {getattr(y, 'shape', type(y))}")
 
 
 def check_count(name: str, value: object) -> int:
