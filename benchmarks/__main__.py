@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
         info["attack_saliency_model"] = model_name
     if "attacks" in args.only:
         rows_, raw["attacks"] = attacks.measure(model, x, y, device=device, pgd_steps=5 if q else 40,
-                                                repeats=2 if q else 5)
+                                                apgd_steps=5 if q else 100, repeats=2 if q else 5)
         rows += rows_
     if "saliency" in args.only:
         if have["captum"]:

@@ -17,7 +17,8 @@ from gradreg.evaluation.accuracy import accuracy
 METHODS = sorted(ATTACKS)
 TARGETED = sorted(name for name, spec in ATTACKS.items() if spec.targeted)
 FAST = {"pgd": {"steps": 5}, "bim": {"steps": 5}, "iterated_tgsm": {"steps": 3}, "square": {"queries": 30},
-        "jsma": {"gamma": 0.02}}  # small budgets keep each test well under a second
+        "jsma": {"gamma": 0.02}, "apgd": {"steps": 5}, "apgd_t": {"steps": 5, "targets": 1},
+        "ensemble": {"steps": 5, "targets": 1, "queries": 30}}  # small budgets keep each test well under a second
 
 
 def run(model, x, y, method, eps, *, seed=0, **kw):
@@ -131,7 +132,7 @@ def test_invalid_eps(tiny_model, batch, method, eps):
 
 
 def test_invalid_method_norm_and_params(tiny_model, batch):
-    with pytest.raises(ValueError, match="valid: bim, fgsm"):
+    with pytest.raises(ValueError, match="valid: apgd, apgd_t, bim, ensemble, fgsm"):
         attack(tiny_model, *batch, "deepfool", eps=0.1)
     with pytest.raises(ValueError, match="valid: linf, l2"):
         attack(tiny_model, *batch, "pgd", eps=0.1, norm="l1")

@@ -14,9 +14,10 @@ from gradreg.evaluation.masking import confidence_stats, gradient_stats, masking
 from gradreg.evaluation.transfer import transfer_matrix
 
 FAST = {"pgd": {"steps": 3}, "bim": {"steps": 3}, "iterated_tgsm": {"steps": 2}, "square": {"queries": 10},
-        "jsma": {"gamma": 0.02}}
-CHECKS = ["iterative_vs_single_step", "single_step_illusion", "white_box_vs_transfer", "large_eps",
-          "gradient_free_vs_gradient", "zero_gradients", "confidence", "input_gradients"]
+        "jsma": {"gamma": 0.02}, "apgd": {"steps": 3}, "apgd_t": {"steps": 3, "targets": 1},
+        "ensemble": {"steps": 3, "targets": 1, "queries": 10}}
+CHECKS = ["iterative_vs_single_step", "white_box_vs_transfer", "large_eps", "gradient_free_vs_gradient",
+          "single_step_illusion", "zero_gradients", "confidence", "input_gradients"]
 
 
 class Scaled(nn.Module):
@@ -81,7 +82,7 @@ def test_invalid_epsilons(tiny_model, data, epsilons):
 
 
 def test_invalid_method_and_target(tiny_model, data):
-    with pytest.raises(ValueError, match="valid: bim"):
+    with pytest.raises(ValueError, match="valid: apgd, apgd_t, bim"):
         robust_accuracy(tiny_model, *data, method="cw", epsilons=[0.1])
     with pytest.raises(ValueError, match="target"):
         robust_accuracy(tiny_model, *data, method="pgd", epsilons=[0.1], target="next")

@@ -10,7 +10,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from gradreg.attacks.apgd import apgd, apgd_targeted
 from gradreg.attacks.descent import Eps
+from gradreg.attacks.ensemble import ensemble
 from gradreg.attacks.gradient import bim, fgsm, iterated_tgsm, pgd, tgsm
 from gradreg.attacks.random_search import square
 from gradreg.attacks.saliency_map import jsma
@@ -52,6 +54,9 @@ ATTACKS: dict[str, AttackSpec] = {
     "pgd": AttackSpec(pgd),
     "jsma": AttackSpec(jsma, size="theta", targeted=True),
     "square": AttackSpec(square, gradient_free=True),
+    "apgd": AttackSpec(apgd),
+    "apgd_t": AttackSpec(apgd_targeted),  # picks its own targets and succeeds on any misclassification
+    "ensemble": AttackSpec(ensemble),
 }
 
 

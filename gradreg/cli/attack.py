@@ -11,10 +11,11 @@ import csv
 import json
 import sys
 
+from gradreg.attacks.apgd import LOSSES
 from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.cli.args import nonnegative_float, positive_int
 
-KNOBS = ("steps", "step_size", "norm", "restarts", "random_start", "queries", "gamma", "p_init")
+KNOBS = ("steps", "step_size", "norm", "restarts", "random_start", "queries", "gamma", "p_init", "loss", "targets")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -42,6 +43,8 @@ def _add_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", type=positive_int, default=None, help="square: model evaluations per image")
     p.add_argument("--gamma", type=nonnegative_float, default=None, help="jsma: max fraction of pixels changed")
     p.add_argument("--p-init", type=nonnegative_float, default=None, help="square: initial square size (fraction of pixels)")
+    p.add_argument("--loss", choices=LOSSES, default=None, help="apgd: the loss it ascends")
+    p.add_argument("--targets", type=positive_int, default=None, help="apgd_t, ensemble: top non-true classes tried")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

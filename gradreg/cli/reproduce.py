@@ -40,6 +40,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="instead of training: score the checkpoints in these directories (e.g. a longer schedule run "
                         "elsewhere) and keep them under 'long_runs' in ablation.json")
     a.add_argument("--row", default="long run", help="the row name of --score's records")
+    r = sub.add_parser("robustness", help="clean, FGSM, PGD-40 with restarts and the AutoAttack-style ensemble for "
+                                          "every paper role of a zoo, with timings -> reports/<dataset>/robustness.json")
+    r.add_argument("--dataset", default="mnist")
+    r.add_argument("--zoo", default=None, help="default: the shipped zoo of --dataset")
+    r.add_argument("--n", type=positive_int, default=256, help="first N test images (GPU: 10000)")
+    r.add_argument("--eps", type=nonnegative_float, nargs="+", default=[0.1, 0.2, 0.3])
+    r.add_argument("--restarts", type=positive_int, default=5, help="PGD-40 random restarts")
+    r.add_argument("--queries", type=positive_int, default=5000, help="Square queries in the ensemble")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--out", default="reports", help="reports root; the records go to OUT/<dataset>/robustness.json")
     p = sub.add_parser("reproduce", help="run the paper's experiments on the zoo; write REPORT.md, PNGs, results.json")
     p.add_argument("--dataset", default="mnist", help="the zoo's dataset (checked against its manifest)")
     p.add_argument("--quick", action="store_true", help="fewer images and ε, weaker PGD/Square: a few minutes")
@@ -159,4 +169,43 @@ def _cmd_ablate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
-COMMANDS = {"reproduce": _cmd_reproduce, "curve": _cmd_curve, "ablate": _cmd_ablate}
+def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from gradreg.core.data import load_dataset
+    from gradreg.evaluation.robustness import robustness_records
+    from gradreg.paper.reproduce import COMPARED, EXTRAS, assign_roles
+    from gradreg.paper.zoo import default_dir, read_manifest
+    from gradreg.training import checkpoints
+    from gradreg.training.files import write_json
+
+    root = args.zoo or str(default_dir(args.dataset))
+    manifest = read_manifest(root)
+    if manifest is None or manifest["dataset"] != args.dataset:
+        parser.error(f"no {args.dataset} zoo manifest in {root}: build the zoo first (python -m gradreg zoo)")
+    roles = {role: name for role, name in assign_roles(manifest).items() if role in COMPARED + EXTRAS}
+    files = {m["name"]: m["file"] for m in manifest["models"]}
+    device = torch.device(args.device)
+    models = {role: checkpoints.load(Path(root) / files[name]).build(device=device) for role, name in roles.items()}
+    x, y = load_dataset(args.dataset, "test", n=args.n).tensors
+    bar = tqdm(total=len(models) * len(args.eps), unit="cell", dynamic_ncols=True)
+    started = time.perf_counter()
+
+    def on_step(name: str, eps: float) -> None:
+        bar.set_description(f"{name} ε {eps:g}")
+        bar.update(1)
+
+    records = robustness_records(models, x.to(device), y.to(device), epsilons=args.eps, restarts=args.restarts,
+                                 queries=args.queries, on_step=on_step)
+    bar.close()
+    seconds = time.perf_counter() - started
+    meta = {"zoo": {role: roles[role] for role in models}, "n": args.n, "epsilons": args.eps, "pgd_steps": 40,
+            "restarts": args.restarts, "ensemble": {"steps": 100, "targets": 3, "queries": args.queries},
+            "device": args.device, "threads": torch.get_num_threads(), "seconds": round(seconds, 1)}
+    path = write_json({"meta": meta, "records": records}, Path(args.out) / args.dataset / "robustness.json")
+    print(f"{len(records)} cells in {seconds / 60:.1f} min -> {path}")
+    return 0
+
+
+COMMANDS = {"reproduce": _cmd_reproduce, "curve": _cmd_curve, "ablate": _cmd_ablate, "robustness": _cmd_robustness}

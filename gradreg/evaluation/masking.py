@@ -164,10 +164,10 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
     large = acc["pgd"][large_eps]
     return [
         _iterative_check(acc, eps_list, tolerance),
-        _single_step_check(acc, illusion_eps, illusion_gap),
         _transfer_check(model, source, x, y, eps_list, acc["fgsm"], tolerance, batch_size),
         _check("large_eps", large > chance, {"eps": large_eps, "pgd": large},
                f"PGD accuracy at ε = {large_eps} is {large:.1%}, expected ≤ {chance:.0%}"),
         _gradient_free_check(acc, eps_list, tolerance),
+        _single_step_check(acc, illusion_eps, illusion_gap),
         *_statistics(model, x, gradient_stats(model, x, y, batch_size=batch_size), zero_limit),
     ]

@@ -195,12 +195,15 @@ def seed_records(manifest: dict, roles: dict[str, str]) -> list[dict]:
 
 def zoo_curve_records(manifest: dict, roles: dict[str, str]) -> list[dict]:
     """The training curves the zoo recorded while it trained (replicas of Normal and GR(y) scored after every epoch
-    on FGSM crafted on the zoo's Normal model), as ``curve_records`` gives them; empty when it recorded none."""
+    on FGSM crafted on the zoo's Normal model), as ``curve_records`` gives them; empty when it recorded none, or
+    when its learning rate was not constant (the paper's protocol: a decaying rate flattens the curve's end)."""
     out = []
     for entry in manifest.get("replicas", []):
         name = entry["name"].rsplit("-seed", 1)[0]
         role = next((r for r in ("plain", "grad_y") if roles.get(r) == name), None)
-        if role is not None and isinstance(entry.get("curve"), dict) and not any(r["model"] == role for r in out):
+        constant = entry["config"].get("lr_schedule") == "constant"
+        if role is not None and constant and isinstance(entry.get("curve"), dict) and not any(
+                r["model"] == role for r in out):
             out += [{"model": role, "entry": entry["name"], **r} for r in entry["curve"]["records"]]
     return out if {r["model"] for r in out} == {"plain", "grad_y"} else []
 

@@ -275,3 +275,46 @@ def ablation_section(saved: dict) -> str:
         text += ("\n\n### Longer runs (`python -m gradreg ablate --score DIR`; these checkpoints are not shipped, "
                  "their configs retrain them)\n\n" + long_table(saved["long_runs"]))
     return text
+
+
+def robustness_section(saved: dict) -> str:
+    """The strong-attack table (``python -m gradreg robustness``) and its sanity checks, when
+    ``reports/<dataset>/robustness.json`` exists."""
+    records, meta = saved.get("records") or [], saved.get("meta", {})
+    if not records:
+        return ("## Robustness under a strong ensemble\n\nNot run for this dataset (`python -m gradreg robustness` "
+                "writes `robustness.json` beside this report).")
+    rows = [[LABELS.get(r["model"], r["model"]), f"{r['eps']:g}", _pct(r["clean"]), _pct(r["fgsm"]), _pct(r["pgd"]),
+             _pct(r["apgd_ce"]), _pct(r["apgd_t"]), f"**{_pct(r['ensemble'])}**",
+             f"{r['seconds_fgsm']:.0f} / {r['seconds_pgd']:.0f} / {r['seconds_ensemble']:.0f}"] for r in records]
+    e = meta.get("ensemble", {})
+    head = (f"## Robustness under a strong ensemble (first {meta.get('n')} test images, accuracy %; "
+            f"`python -m gradreg robustness`, {meta.get('seconds', 0) / 60:.0f} min on {meta.get('device')} with "
+            f"{meta.get('threads')} thread(s))\n\n"
+            f"PGD: {meta.get('pgd_steps')} steps of 2.5·ε/40 from {meta.get('restarts')} random starts (an image counts "
+            f"as broken when any start breaks it). Ensemble, AutoAttack's standard L∞ order (Croce & Hein 2020): "
+            f"APGD-CE ({e.get('steps')} steps), then APGD-T (DLR loss, top {e.get('targets')} target classes), then "
+            f"Square ({e.get('queries')} queries), each on the images still classified correctly; the columns are "
+            "cumulative and the ensemble's is the last. Seconds: FGSM / PGD / ensemble.\n\n")
+    return (head + _table(["model", "ε", "clean", "FGSM", f"PGD-{meta.get('pgd_steps')}", "APGD-CE", "+ APGD-T",
+                           "ensemble", "s"], rows) + "\n\n" + _robustness_checks(records))
+
+
+def _robustness_checks(records: list[dict], tolerance: float = 0.01) -> str:
+    """Attack sanity checks on the table (Carlini et al. 2019, arXiv 1902.06705), each with a verdict."""
+    by_model: dict[str, list[dict]] = {}
+    for r in records:
+        by_model.setdefault(r["model"], []).append(r)
+    weaker = [f"{LABELS.get(r['model'], r['model'])} ε {r['eps']:g}" for r in records
+              if r["ensemble"] > r["pgd"] + tolerance]
+    rising = [LABELS.get(m, m) for m, rs in by_model.items()
+              if any(b["ensemble"] > a["ensemble"] + tolerance for a, b in zip(rs, rs[1:]))]
+    illusions = [f"{LABELS.get(r['model'], r['model'])} ε {r['eps']:g} (FGSM {_pct(r['fgsm'])} %, ensemble "
+                 f"{_pct(r['ensemble'])} %)" for r in records if r["fgsm"] - r["ensemble"] > 0.3]
+    lines = ["| check | verdict | where |", "|---|---|---|",
+             f"| the ensemble is at least as strong as PGD (within {100 * tolerance:.0f} point) | "
+             f"{'fail' if weaker else 'pass'} | {', '.join(weaker) or '–'} |",
+             f"| ensemble accuracy never rises with ε | {'fail' if rising else 'pass'} | {', '.join(rising) or '–'} |",
+             f"| single-step illusion: FGSM more than 30 points above the ensemble | "
+             f"{'found' if illusions else 'none'} | {', '.join(illusions) or '–'} |"]
+    return "Sanity checks on this table:\n\n" + "\n".join(lines)

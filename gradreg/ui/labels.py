@@ -10,6 +10,8 @@ LABELS = {
     "fgsm_at": "FGSM adv. training", "pgd_at": "PGD adv. training", "distill": "Defensive distillation",
     "fgsm": "FGSM", "tgsm": "TGSM (targeted)", "iterated_tgsm": "Iterated TGSM (targeted, unbounded)",
     "bim": "BIM", "pgd": "PGD", "jsma": "JSMA (targeted)", "square": "Square (gradient-free)",
+    "apgd": "APGD (Auto-PGD)", "apgd_t": "APGD-T (targeted DLR, picks its targets)",
+    "ensemble": "AutoAttack ensemble (APGD-CE, APGD-T, Square)",
     "input_gradient": "Input gradient ∇ₓ log p", "loss_gradient": "Loss gradient ∇ₓ CE",
     "sum_log_prob_gradient": "∇ₓ Σ log p (1/K view)", "integrated_gradients": "Integrated Gradients",
     "smoothgrad": "SmoothGrad", "input_x_gradient": "Input × Gradient", "guided_backprop": "Guided Backprop",
