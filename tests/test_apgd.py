@@ -185,7 +185,7 @@ def test_trace_at_eps_zero_is_flat_and_returns_x(tiny_model, batch):
 
 
 def test_trace_and_report_leave_inputs_model_and_grads_alone(batch):
-    from gradreg.models import build_model
+    from gradreg.core.models import build_model
 
     torch.manual_seed(3)
     model = build_model("small_cnn").train()
