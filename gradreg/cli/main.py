@@ -12,7 +12,7 @@ from typing import Sequence
 
 from gradreg.cli import attack, reproduce, zoo
 from gradreg.cli.args import nonnegative_float, positive_int
-from gradreg.core.config import ACTIVATIONS, DEFENCES, DEVICES, LR_SCHEDULES, TrainConfig
+from gradreg.core.config import ACTIVATIONS, DEFENCES, DEVICES, INITS, LR_SCHEDULES, RECIPES, TrainConfig, with_recipe
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset)
     p.add_argument("--model", choices=sorted(MODELS), default=d.model)
     p.add_argument("--activation", choices=ACTIVATIONS, default=d.activation)
+    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="init, BatchNorm scale and Adam ε together (authors: Xavier, no γ, 1e-4; torch: PyTorch's "
+                        "defaults); overrides the three flags below")
+    p.add_argument("--init", choices=INITS, default=d.init)
+    p.add_argument("--bn-scale", action=argparse.BooleanOptionalAction, default=d.bn_scale,
+                   help="a learned BatchNorm scale γ (the authors' BatchNorm has none)")
+    p.add_argument("--adam-eps", type=nonnegative_float, default=d.adam_eps, help="Adam's ε (the authors': 1e-4)")
     p.add_argument("--regularizer", choices=sorted(REGULARIZERS), default=d.regularizer)
     p.add_argument("--lam", type=nonnegative_float, default=d.lam, help="λ_eff (per-example mean convention)")
     p.add_argument("--lam-authors", type=nonnegative_float, default=None,
@@ -50,7 +57,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.lam_authors is not None:
         values["lam"] = lam_from_authors(args.lam_authors)
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    return with_recipe(config, args.recipe) if args.recipe else config
 
 
 def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
