@@ -157,10 +157,11 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
     Args:
         records: ``zoo_views.lambda_rows`` (``lam`` > 0 and the ``CARD_KEYS``); reference: the plain model's
             values, drawn as dotted horizontal lines of the same colours; marks: λ → label, drawn as dashed
-            vertical lines labelled at the top (e.g. the authors' choice).
+            vertical lines labelled at the top (e.g. the authors' choice) when they fall within the records' λ range.
     """
     data, shapes, layout, n = [], [], {}, len(SWEEP_PANELS)
     lams = [r["lam"] for r in records]
+    marks = {at: text for at, text in (marks or {}).items() if lams and min(lams) <= at <= max(lams)}  # on the axis
     for i, (title, series) in enumerate(SWEEP_PANELS, start=1):
         suffix, top = ("" if i == 1 else str(i)), 1 - (i - 1) / n
         layout[f"xaxis{suffix}"] = {"type": "log", "anchor": f"y{suffix}", "showticklabels": i == n,
@@ -176,12 +177,12 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
             if reference is not None and reference.get(key) is not None:
                 shapes.append({"type": "line", "xref": f"x{suffix} domain", "x0": 0, "x1": 1, "yref": f"y{suffix}",
                                "y0": reference[key], "y1": reference[key], "line": {"color": COLOURS[j], "dash": "dot"}})
+        shapes += [{"type": "line", "xref": f"x{suffix}", "x0": at, "x1": at, "yref": f"y{suffix} domain", "y0": 0,
+                    "y1": 1, "line": {"color": "#666", "width": 1, "dash": "dash"}} for at in marks]
         shapes.append({"type": "line", "xref": f"x{suffix}", "x0": lam, "x1": lam, "yref": f"y{suffix} domain",
                        "y0": 0, "y1": 1, "line": {"color": "#000", "width": 2}})
-        shapes += [{"type": "line", "xref": f"x{suffix}", "x0": at, "x1": at, "yref": f"y{suffix} domain", "y0": 0,
-                    "y1": 1, "line": {"color": "#666", "width": 1, "dash": "dash"}} for at in (marks or {})]
     annotations = [{"x": math.log10(at), "xref": "x", "y": 1, "yref": "y domain", "text": text, "showarrow": False,
-                    "yanchor": "bottom", "font": {"size": 11, "color": "#444"}} for at, text in (marks or {}).items()]
+                    "yanchor": "bottom", "font": {"size": 11, "color": "#444"}} for at, text in marks.items()]
     layout |= {"shapes": shapes, "annotations": annotations, "height": height, "margin": {"l": 60, "r": 10, "t": 30, "b": 40},
                "legend": {"orientation": "h", "y": 1.06, "x": 0}, "hovermode": "closest"}
     return go.Figure({"data": data, "layout": layout})
