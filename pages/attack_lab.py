@@ -41,7 +41,8 @@ def lab() -> None:
 def curves() -> None:
     st.subheader("Accuracy against ε")
     left, middle, right = st.columns(3)
-    method = left.selectbox("Attack", ["fgsm", "pgd", "bim", "square"], format_func=ui.label, key="curves.method")
+    method = left.selectbox("Attack", ["fgsm", "pgd", "bim", "square", "apgd", "ensemble"], format_func=ui.label,
+                            key="curves.method")
     n = (middle.number_input("Test images (the first N)", 16, 1000, 64, step=16, key="curves.n") if ui.advanced()
          else st.session_state.get("curves.n", 64))  # teacher mode: the link's value, no control
     top = right.select_slider("Largest ε (L∞)", [0.1, 0.2, 0.3, 0.4, 0.5], value=0.3, key="curves.top")
@@ -49,9 +50,25 @@ def curves() -> None:
     with ui.failures("Computing the curves"):
         records = ui.accuracy_curves(ids, dataset, int(n), method, epsilons, ())
         st.plotly_chart(page_figures.accuracy_curves(records), width="stretch", key="curves.chart")
-        st.caption("Default knobs of each attack (PGD: 40 steps, random start). Every point is cached, so adding "
-                   "a model computes only its curve.")
+        st.caption("Default knobs of each attack (PGD: 40 steps, random start; APGD: 100 steps; the ensemble: APGD-CE, "
+                   "APGD-T and Square, the slowest). Every point is cached, so adding a model computes only its curve.")
+
+
+def illusion() -> None:
+    roles = zoo_views.zoo_roles(manifest)
+    chosen = {roles[cid]: ui.short_name(cid) for cid in ids if cid in roles}
+    rows = zoo_views.strong_attack_rows(dataset, list(chosen))
+    if rows:
+        st.subheader("Single-step numbers against the strong ensemble")
+        percent = st.column_config.NumberColumn(format="percent")
+        st.dataframe([{"model": chosen[r["model"]], "ε": r["eps"], **{k: r[k] for k in ("clean", "fgsm", "pgd",
+                      "ensemble")}} for r in rows], hide_index=True, width="stretch", key="attack.strong",
+                     column_config={k: percent for k in ("clean", "fgsm", "pgd", "ensemble")})
+        st.caption(f"From the report (`reports/{dataset}/REPORT.md`, first {rows[0]['n']} test images): white-box "
+                   "FGSM, PGD-40 with 5 random restarts and the AutoAttack-style ensemble (APGD-CE, APGD-T, Square). "
+                   "A model far more accurate under FGSM than under the ensemble only looks robust.")
 
 
 lab()
 curves()
+illusion()

@@ -6,6 +6,7 @@ The views follow Ross & Doshi-Velez (AAAI 2018, https://arxiv.org/abs/1711.09404
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -15,6 +16,9 @@ from gradreg.training import checkpoints
 
 # The authors' MNIST choices (PAPER.md §1), marked on the λ explorer's axis.
 AUTHORS_LAMBDAS = {"grad_y": AUTHORS_LAM, "grad_uniform": AUTHORS_LAM_UNIFORM}
+REPORTS_DIR = checkpoints.SHIPPED_DIR.parent / "reports"  # the committed reports (REPORT.md and its JSON)
+MAX_REPORT_BYTES = 4 * 1024 * 1024
+STRONG_KEYS = ("model", "eps", "n", "clean", "fgsm", "pgd", "ensemble")
 CARD_KEYS = ("clean", "fgsm", "pgd", "transfer_fgsm", "grad_norm", "max_prob", "other_log_prob")
 
 
@@ -129,3 +133,17 @@ def judge_id(manifest: Mapping | None) -> str | None:
         return None
     name = assign_roles(manifest).get("judge")
     return next((m["id"] for m in manifest["models"] if m["name"] == name), None)
+
+
+def strong_attack_rows(dataset: str, roles: Sequence[str], *, root: str | Path = REPORTS_DIR) -> list[dict]:
+    """The report's strong-attack table (``python -m gradreg robustness``) for the paper roles ``roles``:
+    ``[{"model", "eps", "n", "clean", "fgsm", "pgd", "ensemble"}]`` in the table's order; empty when the report has
+    none or its file is unreadable."""
+    path = Path(root) / dataset / "robustness.json"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
+            return []
+        records = json.loads(path.read_text()).get("records", [])
+        return [{k: r[k] for k in STRONG_KEYS} for r in records if r.get("model") in roles]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return []
