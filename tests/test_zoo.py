@@ -8,7 +8,7 @@ import os
 import pytest
 
 from gradreg.cli.main import main
-from gradreg.paper.zoo import build_zoo, read_manifest, zoo_configs
+from gradreg.paper.zoo import SEEDS_DIR, build_zoo, read_manifest, zoo_configs
 from gradreg.training.checkpoints import list_checkpoints, load
 from conftest import TINY_ZOO
 
@@ -75,6 +75,9 @@ def test_shipped_zoo_loads_and_its_accuracies_are_true(dataset):
     assert manifest is not None and manifest["dataset"] == dataset
     shipped = sorted(p.name for p in root.glob("*.safetensors"))
     assert shipped == sorted(entry["file"] for entry in manifest["models"])
+    replicas = manifest.get("replicas", [])
+    assert sorted(f"{SEEDS_DIR}/{p.name}" for p in (root / SEEDS_DIR).glob("*.safetensors")) == sorted(
+        e["file"] for e in replicas)
     try:
         x, y = load_dataset(dataset, "test").tensors
     except DatasetUnavailable as err:  # Fashion-MNIST is a Debian package; CI installs it
@@ -86,6 +89,9 @@ def test_shipped_zoo_loads_and_its_accuracies_are_true(dataset):
         assert accuracy(model, x, y) == pytest.approx(entry["test_accuracy"], abs=1e-6), entry["name"]
         n = entry["card"]["n"]
         assert accuracy(model, x[:n], y[:n]) == pytest.approx(entry["card"]["clean"], abs=1e-6), entry["name"]
+    for entry in replicas:  # the seed spread the report and the λ explorer quote
+        model = load(root / entry["file"]).build()
+        assert accuracy(model, x, y) == pytest.approx(entry["test_accuracy"], abs=1e-6), entry["name"]
 
 
 def test_each_dataset_has_its_own_default_zoo_directory():
