@@ -37,7 +37,7 @@ def _metrics(app: AppTest) -> dict[str, str]:
 def test_home_shows_the_comparison_and_the_models(app):
     _open(app, "pages/home.py")
     assert app.title[0].value.startswith("gradreg")
-    assert any(s.value == "Models available: 5" for s in app.subheader)
+    assert any(s.value == "Models available: 6" for s in app.subheader)
     (figure,) = _charts(app)
     assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
     assert len(app.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
@@ -52,10 +52,14 @@ def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
 
 
 def test_broken_zoo_files_give_messages_not_tracebacks(app, monkeypatch, tiny_zoo, tmp_path):
+    import streamlit as st
+
+    st.cache_data.clear()  # earlier tests cached the λ = 110 model's maps under its checkpoint id
+    st.cache_resource.clear()
     zoo = tmp_path / "zoo"
     zoo.mkdir()
     for f in tiny_zoo.iterdir():
-        if "lam10" not in f.name:  # the manifest still lists the λ = 10 model, whose file is gone
+        if "-lam110-" not in f.name:  # the manifest still lists the λ = 110 model (the page's default): file gone
             (zoo / f.name).write_bytes(f.read_bytes())
     monkeypatch.setenv("GRADREG_ZOO_DIR", str(zoo))
     _open(app, "pages/lambda_explorer.py")
@@ -71,7 +75,7 @@ def test_broken_zoo_files_give_messages_not_tracebacks(app, monkeypatch, tiny_zo
 def test_lambda_slider_updates_metrics_chart_and_maps(app):
     _open(app, "pages/lambda_explorer.py")
     slider = app.select_slider(key="lambda.lam.grad_y")
-    assert slider.options == ["0.1", "1", "10"]
+    assert slider.options == ["0.1", "1", "10", "110 (the authors')"] and slider.value == 110.0
     before, charts_before = _metrics(app), _charts(app)
     assert set(before) >= {"Clean accuracy", "FGSM white-box", "PGD white-box", "FGSM from plain", "Confidence"}
     slider.set_value(10.0).run()
@@ -191,4 +195,4 @@ def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, mon
     assert app.title[0].value == "Models & data"
     assert any("evil.pt" in w.value for w in app.warning)
     assert len(app.dataframe) == 2
-    assert len(app.dataframe[0].value) == 6, "five zoo models and the user's one"
+    assert len(app.dataframe[0].value) == 7, "six zoo models and the user's one"

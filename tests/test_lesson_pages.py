@@ -76,8 +76,8 @@ def test_masking_lesson_table_verdicts_and_story(app):
     assert not app.exception and not app.error
     assert any("Defensive distillation" in i.value and "PGD adv. training" in i.value for i in app.info)
     table, verdicts, details = app.dataframe
-    assert list(table.value["model"]) == ["fgsm_at", "grad_y_10"]
-    assert list(verdicts.value["model"]) == ["fgsm_at", "grad_y_10"] and len(verdicts.value.columns) == 1 + 6
+    assert list(table.value["model"]) == ["fgsm_at", "grad_y_110"]
+    assert list(verdicts.value["model"]) == ["fgsm_at", "grad_y_110"] and len(verdicts.value.columns) == 1 + 6
     assert set(details.value["verdict"]) <= {"pass", "fail", "skipped"} and len(details.value) == 2 * 6
     assert set(verdicts.value["zero_gradients"]) <= {"pass", "FAIL"}
     best = table.value.loc[table.value["white-box FGSM"].idxmax()]

@@ -110,6 +110,26 @@ def test_presets_decode_on_the_shipped_zoo_and_point_at_registered_pages():
         urlstate.preset("Nope")
 
 
+@pytest.mark.parametrize("title, fooled", [
+    ("FGSM breaks the plain model", {"plain": True, "grad_y_110": False}),
+])
+def test_attack_presets_digits_do_what_their_lessons_say(title, fooled):
+    """The digit a preset opens is one its attack turns on the shipped plain model and not on the defences."""
+    from gradreg.core.data import load_dataset
+    from gradreg.lessons import panels
+    from gradreg.training.checkpoints import load
+
+    params, root = urlstate.preset(title).params, ROOT / "checkpoints"
+    files = {e["name"]: e["file"] for e in read_manifest(root)["models"]}
+    x, y = load_dataset("mnist", "test").tensors
+    i = panels.gallery(y)[int(params["attack.class"])][int(params.get("attack.example", "0"))]
+    method = params["attack.method"]
+    for name, expected in fooled.items():
+        panel = panels.attack_panel(load(root / files[name]).build(), x[i:i + 1], y[i:i + 1], method=method,
+                                    size=float(params[f"attack.eps.{method}.linf"]))
+        assert (panel["pred_adv"] != panel["label"]) is expected, (title, name)
+
+
 # AppTest on the tiny zoo (plain, grad_y_0.1/1/10, fgsm_at)
 @pytest.fixture
 def app(monkeypatch, tiny_zoo, tmp_path):
