@@ -52,6 +52,28 @@ def test_quick_run_writes_report_with_a_verdict_per_claim(quick_report):
         assert (quick_report / status).is_file() if not status.startswith("missing") else f"`{name}` is missing" in text
 
 
+def test_render_rewrites_the_report_from_its_results_with_a_new_robustness_table(quick_report, tmp_path):
+    out = tmp_path / "synthetic"
+    out.mkdir()
+    for name in ("results.json", "REPORT.md"):
+        (out / name).write_text((quick_report / name).read_text())
+    record = {"model": "plain", "eps": 0.1, "n": 8, "clean": 1.0, "fgsm": 0.5, "pgd": 0.25, "ensemble": 0.125,
+              "apgd_ce": 0.25, "apgd_t": 0.125, "square": 0.125, "worst": 0.125, "seconds_fgsm": 0.1,
+              "seconds_pgd": 0.2, "seconds_ensemble": 0.3}
+    (out / "robustness.json").write_text(json.dumps({"meta": {"n": 8, "epsilons": [0.1], "restarts": 1,
+                                                              "ensemble": {"steps": 10, "targets": 1, "queries": 5},
+                                                              "device": "cpu", "threads": 1, "seconds": 1.0},
+                                                     "records": [record]}))
+    before = (out / "REPORT.md").read_text()
+    assert main(["reproduce", "--dataset", "synthetic", "--render", "--out", str(tmp_path)]) == 0
+    after = (out / "REPORT.md").read_text()
+    assert after != before and "**12.5**" in after.split("## Robustness under a strong ensemble")[-1]
+    assert after.split("## Claims")[1][:300] == before.split("## Claims")[1][:300], "the same verdicts"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["reproduce", "--dataset", "nothing_here", "--render", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
 def test_wrong_dataset_exits_2(tiny_zoo, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["reproduce", "--dataset", "mnist", "--quick", "--zoo", str(tiny_zoo), "--out", str(tmp_path)])

@@ -57,6 +57,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "--dataset: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise)")
     p.add_argument("--out", default="reports", help="reports root; the report goes to OUT/<dataset>/")
     p.add_argument("--lam", type=nonnegative_float, default=110.0, help="λ_eff of the compared Grad Reg (y) model")
+    p.add_argument("--render", action="store_true", help="run nothing: rewrite REPORT.md from the results.json beside "
+                   "it, with the current robustness.json and ablation.json (after `robustness` or `ablate` ran)")
 
 
 def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -67,6 +69,8 @@ def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     from gradreg.paper.reproduce import PROFILES, STEPS, run
     from gradreg.paper.zoo import default_dir, read_manifest
 
+    if args.render:
+        return _render(Path(args.out) / args.dataset, parser)
     args.zoo = args.zoo or str(default_dir(args.dataset))
     try:
         manifest = read_manifest(args.zoo)
@@ -95,6 +99,24 @@ def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     missing = [name for name, s in status.items() if s.startswith("missing")]
     print(f"{profile} reproduction in {time.perf_counter() - started:.0f} s -> {path}"
           + (f" ({len(missing)} figure(s) missing: {', '.join(missing)})" if missing else ""))
+    return 0
+
+
+def _render(out: Path, parser: argparse.ArgumentParser) -> int:
+    """REPORT.md again from ``out/results.json`` (records, meta, figure status) and the JSON files beside it."""
+    import json
+
+    from gradreg.paper.report import write_report
+    from gradreg.paper.reproduce import Reproduction
+
+    try:
+        saved = json.loads((out / "results.json").read_text())
+        meta = dict(saved["meta"])
+        profile, seconds, status = meta.pop("profile"), meta.pop("seconds"), meta.pop("figures")
+        rep = Reproduction(records=saved["records"], meta=meta)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        parser.error(f"cannot re-render from {out / 'results.json'} ({err}): run `python -m gradreg reproduce` first")
+    print(f"re-rendered -> {write_report(rep, out, status=status, profile=profile, seconds=seconds)}")
     return 0
 
 
