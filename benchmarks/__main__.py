@@ -72,12 +72,15 @@ def _zoo_rows() -> tuple[list, dict]:
     from gradreg.paper.zoo import read_manifest
 
     manifest = read_manifest(_zoo_dir()) or {}
-    seconds = manifest.get("built_seconds")
+    entries = manifest.get("models", []) + manifest.get("replicas", [])
+    # A build resumed after an interruption records only its last run in built_seconds: the sum of every model's
+    # own training time is the zoo's cost (models trained side by side each count in full).
+    seconds = sum(e["train_seconds"] for e in entries) if entries else None
     minutes = None if seconds is None else seconds / 60
-    return [row("zoo", f"building the default zoo ({len(manifest.get('models', []))} models)", None, minutes,
+    return [row("zoo", f"training the default zoo ({len(entries)} models, sum of their train_seconds)", None, minutes,
                 unit="min", target="≤ 15 min on 2 cores", met=None if minutes is None else minutes <= 15,
                 seconds=seconds, note="recorded in manifest.json by `python -m gradreg zoo`, not rerun")], {
-        "built_seconds": seconds, "zoo": str(_zoo_dir())}
+        "train_seconds": seconds, "built_seconds": manifest.get("built_seconds"), "zoo": str(_zoo_dir())}
 
 
 def _default_out(device: torch.device, quick: bool) -> Path:

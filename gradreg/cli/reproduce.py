@@ -61,25 +61,33 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "it, with the current robustness.json and ablation.json (after `robustness` or `ablate` ran)")
 
 
+def _zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[str, dict]:
+    """The zoo directory (``--zoo`` or the shipped one of ``--dataset``) and its manifest; exit 2 when it is missing,
+    unreadable or for another dataset."""
+    from gradreg.paper.zoo import default_dir, read_manifest
+
+    root = args.zoo or str(default_dir(args.dataset))
+    try:
+        manifest = read_manifest(root)
+    except ValueError as err:
+        parser.error(str(err))
+    if manifest is None:
+        parser.error(f"no manifest.json in {root}: build the zoo first (python -m gradreg zoo)")
+    if manifest["dataset"] != args.dataset:
+        parser.error(f"the zoo in {root} is for {manifest['dataset']!r}, not {args.dataset!r}")
+    return root, manifest
+
+
 def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
     from gradreg.paper.report import write_report
     from gradreg.paper.report_figures import write_figures
     from gradreg.paper.reproduce import PROFILES, STEPS, run
-    from gradreg.paper.zoo import default_dir, read_manifest
 
     if args.render:
         return _render(Path(args.out) / args.dataset, parser)
-    args.zoo = args.zoo or str(default_dir(args.dataset))
-    try:
-        manifest = read_manifest(args.zoo)
-    except ValueError as err:
-        parser.error(str(err))
-    if manifest is None:
-        parser.error(f"no manifest.json in {args.zoo}: build the zoo first (python -m gradreg zoo)")
-    if manifest["dataset"] != args.dataset:
-        parser.error(f"the zoo in {args.zoo} is for {manifest['dataset']!r}, not {args.dataset!r}")
+    args.zoo, _ = _zoo(args, parser)
     profile = "quick" if args.quick else "full"
     started = time.perf_counter()
     bar = tqdm(total=len(STEPS) + 1, unit="step", dynamic_ncols=True)
@@ -127,12 +135,8 @@ def _cmd_curve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from gradreg.core.data import load_dataset
     from gradreg.paper.reproduce import assign_roles, load_models
     from gradreg.paper.training_curves import curve_config, transfer_during_training
-    from gradreg.paper.zoo import default_dir, read_manifest
 
-    root = args.zoo or str(default_dir(args.dataset))
-    manifest = read_manifest(root)
-    if manifest is None or manifest["dataset"] != args.dataset:
-        parser.error(f"no {args.dataset} zoo manifest in {root}: build the zoo first (python -m gradreg zoo)")
+    root, manifest = _zoo(args, parser)
     roles = assign_roles(manifest, lam=args.lam)
     if not {"plain", "grad_y"} <= set(roles):
         parser.error(f"the zoo in {root} needs a 'plain' and a grad_y entry")
@@ -198,14 +202,10 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     from gradreg.core.data import load_dataset
     from gradreg.evaluation.robustness import robustness_records
     from gradreg.paper.reproduce import COMPARED, EXTRAS, assign_roles
-    from gradreg.paper.zoo import default_dir, read_manifest
     from gradreg.training import checkpoints
     from gradreg.training.files import write_json
 
-    root = args.zoo or str(default_dir(args.dataset))
-    manifest = read_manifest(root)
-    if manifest is None or manifest["dataset"] != args.dataset:
-        parser.error(f"no {args.dataset} zoo manifest in {root}: build the zoo first (python -m gradreg zoo)")
+    root, manifest = _zoo(args, parser)
     roles = {role: name for role, name in assign_roles(manifest).items() if role in COMPARED + EXTRAS}
     files = {m["name"]: m["file"] for m in manifest["models"]}
     device = torch.device(args.device)

@@ -231,8 +231,17 @@ def deviations(rep: Reproduction) -> str:
     note = "" if config.get("model") == "paper_cnn" else (", the paper's layout with fewer units than its 3.3 M-parameter "
                                                            "CNN, chosen by the recipe ablation below")
     trained = sorted({v.get("trained_on") or "?" for v in rep.meta["zoo"].values()})
+    missing = [LABELS[r] for r in ("plain", "distill", "fgsm_at", "grad_uniform", "grad_y", "pgd_at", "both")
+               if r not in rep.meta["roles"]]
+    extra = (f"\n- Not in this zoo: {', '.join(missing)} (the claims that need them are \"not tested\")."
+             if missing else "")
+    if rep.meta["dataset"] == "fashion_mnist":
+        extra += ("\n- ε: the paper's MNIST grid. On Fashion-MNIST, whose classes differ in texture more than in "
+                  "shape, ε 0.3 is a very large budget (robustness studies on it usually stop at 0.1–0.2), so "
+                  "accuracies near zero at ε ≥ 0.3 say little about a defence.")
     return DEVIATIONS.format(model=config.get("model", "?"), model_note=note, recipe=recipe, recipe_fields=fields,
-                             schedule=text, trained_on="; ".join(trained), grad_y=rep.meta["roles"].get("grad_y", "none"))
+                             schedule=text, trained_on="; ".join(trained),
+                             grad_y=rep.meta["roles"].get("grad_y", "none")) + extra
 
 
 def _mean_sd(values: list[float]) -> str:
