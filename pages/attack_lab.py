@@ -64,9 +64,11 @@ def illusion() -> None:
         st.dataframe([{"model": chosen[r["model"]], "ε": r["eps"], **{k: r[k] for k in ("clean", "fgsm", "pgd",
                       "ensemble")}} for r in rows], hide_index=True, width="stretch", key="attack.strong",
                      column_config={k: percent for k in ("clean", "fgsm", "pgd", "ensemble")})
-        st.caption(f"From the report (`reports/{dataset}/REPORT.md`, first {rows[0]['n']} test images): white-box "
-                   "FGSM, PGD-40 with 5 random restarts and the AutoAttack-style ensemble (APGD-CE, APGD-T, Square). "
-                   "A model far more accurate under FGSM than under the ensemble only looks robust.")
+        how = rows[0]
+        st.caption(f"From the report (`reports/{dataset}/REPORT.md`, first {how['n']} test images): white-box "
+                   f"FGSM, PGD-{how['pgd_steps']} with {how['restarts']} random start(s) and the AutoAttack-style "
+                   f"ensemble (APGD-CE, APGD-T, Square with {how['queries']} queries). A model far more accurate "
+                   "under FGSM than under the ensemble only looks robust.")
 
 
 lab()

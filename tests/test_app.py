@@ -89,6 +89,21 @@ def test_lambda_slider_updates_metrics_chart_and_maps(app):
     assert _metrics(app)["PGD white-box"] != after["PGD white-box"] or _metrics(app) != after
 
 
+def test_attack_lab_shows_the_reports_strong_attack_table_for_the_chosen_models(app, monkeypatch, tmp_path):
+    from gradreg.lessons import zoo_views
+
+    rows = [{"model": role, "eps": 0.3, "n": 64, "clean": 0.9, "fgsm": fgsm, "pgd": 0.0, "ensemble": 0.0}
+            for role, fgsm in (("plain", 0.05), ("fgsm_at", 0.8), ("pgd_at", 0.9))]  # no PGD-AT in the tiny zoo
+    (tmp_path / "synthetic").mkdir()
+    (tmp_path / "synthetic" / "robustness.json").write_text(json.dumps(
+        {"meta": {"pgd_steps": 40, "restarts": 2, "ensemble": {"queries": 300}}, "records": rows}))
+    monkeypatch.setattr(zoo_views, "REPORTS_DIR", tmp_path)
+    _open(app, "pages/attack_lab.py")
+    (table,) = app.dataframe  # the page's one table
+    assert list(table.value["fgsm"]) == [0.05, 0.8] and len(table.value) == 2, "the chosen models' rows only"
+    assert any("PGD-40 with 2 random start(s)" in c.value and "300 queries" in c.value for c in app.caption)
+
+
 def test_attack_lab_panels_follow_eps(app):
     _open(app, "pages/attack_lab.py")
     chosen = app.multiselect(key="attack.models").value

@@ -135,15 +135,19 @@ def judge_id(manifest: Mapping | None) -> str | None:
     return next((m["id"] for m in manifest["models"] if m["name"] == name), None)
 
 
-def strong_attack_rows(dataset: str, roles: Sequence[str], *, root: str | Path = REPORTS_DIR) -> list[dict]:
+def strong_attack_rows(dataset: str, roles: Sequence[str], *, root: str | Path | None = None) -> list[dict]:
     """The report's strong-attack table (``python -m gradreg robustness``) for the paper roles ``roles``:
-    ``[{"model", "eps", "n", "clean", "fgsm", "pgd", "ensemble"}]`` in the table's order; empty when the report has
-    none or its file is unreadable."""
-    path = Path(root) / dataset / "robustness.json"
+    ``[{"model", "eps", "n", "clean", "fgsm", "pgd", "ensemble", "pgd_steps", "restarts", "queries"}]`` (the last
+    three: how the run attacked, from its meta) in the table's order; empty when the report has none or its file is
+    unreadable."""
+    path = Path(root or REPORTS_DIR) / dataset / "robustness.json"
     try:
         if not path.is_file() or path.stat().st_size > MAX_REPORT_BYTES:
             return []
-        records = json.loads(path.read_text()).get("records", [])
-        return [{k: r[k] for k in STRONG_KEYS} for r in records if r.get("model") in roles]
+        saved = json.loads(path.read_text())
+        meta = saved.get("meta", {})
+        how = {"pgd_steps": meta.get("pgd_steps"), "restarts": meta.get("restarts"),
+               "queries": meta.get("ensemble", {}).get("queries")}
+        return [{k: r[k] for k in STRONG_KEYS} | how for r in saved.get("records", []) if r.get("model") in roles]
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return []
