@@ -57,18 +57,10 @@ def curves() -> None:
 def illusion() -> None:
     roles = zoo_views.zoo_roles(manifest)
     chosen = {roles[cid]: ui.short_name(cid) for cid in ids if cid in roles}
-    rows = zoo_views.strong_attack_rows(dataset, list(chosen))
-    if rows:
+    if chosen:
         st.subheader("Single-step numbers against the strong ensemble")
-        percent = st.column_config.NumberColumn(format="percent")
-        st.dataframe([{"model": chosen[r["model"]], "ε": r["eps"], **{k: r[k] for k in ("clean", "fgsm", "pgd",
-                      "ensemble")}} for r in rows], hide_index=True, width="stretch", key="attack.strong",
-                     column_config={k: percent for k in ("clean", "fgsm", "pgd", "ensemble")})
-        how = rows[0]
-        st.caption(f"From the report (`reports/{dataset}/REPORT.md`, first {how['n']} test images): white-box "
-                   f"FGSM, PGD-{how['pgd_steps']} with {how['restarts']} random start(s) and the AutoAttack-style "
-                   f"ensemble (APGD-CE, APGD-T, Square with {how['queries']} queries). A model far more accurate "
-                   "under FGSM than under the ensemble only looks robust.")
+        if not ui.strong_attack_table(dataset, chosen, key="attack.strong"):
+            st.caption("The report has no strong-attack table for this zoo yet (`python -m gradreg robustness`).")
 
 
 lab()

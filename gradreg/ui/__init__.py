@@ -19,7 +19,7 @@ from gradreg.ui.labels import LABELS, label
 from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
 from gradreg.ui.train_panel import start_training, train_form, training_panel
 from gradreg.ui.widgets import (accuracy_curves, attack_controls, card_metrics, digits_picker, image_picker,
-                                metrics_table, model_picker, show_models)
+                                metrics_table, model_picker, show_models, strong_attack_table)
 
 __all__ = [
     "LABELS", "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "cell_examples",
@@ -27,7 +27,7 @@ __all__ = [
     "failures", "fragment", "gallery", "image_picker", "images", "judge_rates", "label", "list_models", "load_model",
     "map_figure", "masking_records", "metrics_table", "model_picker", "morph_grid", "prewarm_maps", "quiz_question",
     "randomization_table", "robust_point", "routed", "saliency_maps", "saliency_methods", "saliency_metrics", "share",
-    "short_name", "show_models", "showcase_figure", "sidebar_status", "signature", "start_training", "sync_url",
+    "short_name", "show_models", "strong_attack_table", "showcase_figure", "sidebar_status", "signature", "start_training", "sync_url",
     "teaching_box", "test_batch", "test_size", "train_form", "training_panel", "transfer_cells", "use_threads",
     "usable_models", "usable_models_or_stop", "within_limits", "zoo", "zoo_dir", "zoo_or_stop",
 ]

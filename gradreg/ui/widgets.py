@@ -154,3 +154,21 @@ def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> l
                         **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
     bar.empty()
     return records
+
+
+def strong_attack_table(dataset: str, names: dict[str, str], *, key: str) -> bool:
+    """The report's strong-attack table (``python -m gradreg robustness``) for the paper roles in ``names``
+    (role → the name shown); returns False, showing nothing, when the report has no such table."""
+    rows = zoo_views.strong_attack_rows(dataset, list(names))
+    if not rows:
+        return False
+    percent = st.column_config.NumberColumn(format="percent")
+    st.dataframe([{"model": names[r["model"]], "ε": r["eps"], **{k: r[k] for k in ("clean", "fgsm", "pgd",
+                  "ensemble")}} for r in rows], hide_index=True, width="stretch", key=key,
+                 column_config={k: percent for k in ("clean", "fgsm", "pgd", "ensemble")})
+    how = rows[0]
+    st.caption(f"From the report (`reports/{dataset}/REPORT.md`, section “Robustness under a strong ensemble”, first "
+               f"{how['n']} test images): white-box FGSM, PGD-{how['pgd_steps']} with {how['restarts']} random "
+               f"start(s) and the AutoAttack-style ensemble (APGD-CE, APGD-T, Square with {how['queries']} queries). "
+               "A model far more accurate under FGSM than under the ensemble only looks robust.")
+    return True
