@@ -65,7 +65,7 @@ def test_a_bad_link_warns_and_a_preset_opens_its_view(page, server):
     _settle(page)
     _no_exception(page)
     assert urlparse(page.url).path.endswith("/lambda_explorer")
-    assert _shown(_slider(page, "λ_eff")) == "10" and _query(page)["lambda.regularizer"] == ["grad_y"]
+    assert _shown(_slider(page, "λ_eff")) == "110 (the authors')" and _query(page)["lambda.regularizer"] == ["grad_y"]
     page.screenshot(path=str(SHOTS / "url_preset_lambda.png"), full_page=True)
 
 
