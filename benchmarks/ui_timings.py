@@ -54,8 +54,8 @@ def _open(page: str):
 def _lambda_moves(moves: int) -> list[float]:
     app = _open("pages/lambda_explorer.py")
     (slider,) = [s for s in app.select_slider if s.key and s.key.startswith("lambda.lam.")]
-    options = [o for o in slider.options if o != slider.value]
-    values = [float(o) for o in options][:moves]
+    lams = [float(o.split()[0]) for o in slider.options]  # shown as "110 (the authors')" for the authors' λ
+    values = [v for v in lams if v != slider.value][:moves]
     return [_timed_run(app, lambda a, v=v: a.select_slider(key=slider.key).set_value(v)) for v in values]
 
 
