@@ -128,7 +128,7 @@ def role_ids(manifest: Mapping | None, wanted: Sequence[str]) -> tuple[list[str]
 
 
 def judge_id(manifest: Mapping | None) -> str | None:
-    """The zoo's default judge (``reproduce.JUDGES``: the first of grad_fd, pgd_at, both it has), or None."""
+    """The zoo's default judge (``reproduce.JUDGES``: the first of pgd_at, grad_fd, both it has), or None."""
     if not manifest:
         return None
     name = assign_roles(manifest).get("judge")

@@ -29,7 +29,9 @@ from gradreg.training.checkpoints import load
 
 COMPARED = ("plain", "distill", "fgsm_at", "grad_uniform", "grad_y")  # the paper's five (PAPER.md §6)
 EXTRAS = ("pgd_at", "both")  # references the paper lacks, for PGD and the masking checks
-JUDGES = ("grad_fd", "pgd_at", "both")  # first one present judges the iterated-TGSM images (not in COMPARED)
+# The first one present judges the iterated-TGSM images (none is in COMPARED). A judge must resist the perturbations
+# it reads, or it sees the target in every model's images: PGD-AT first (the paper_cnn zoo's grad_fd is not robust).
+JUDGES = ("pgd_at", "grad_fd", "both")
 JUDGE_STEPS = (5, 10)  # iterated-TGSM lengths shown to the judge (the paper's figures use 10)
 GRAD_Y_LAMBDA = AUTHORS_LAM  # λ_eff of the compared Grad Reg (y) model: the authors' MNIST choice (PAPER.md §1)
 OnStep = Callable[[str], None]
