@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gradreg.evaluation.robustness import robustness_records
-from gradreg.paper.report_sections import robustness_section
+from gradreg.paper.report_saved import robustness_section
 
 FAST = {"pgd_steps": 3, "restarts": 2, "steps": 4, "targets": 1, "queries": 20}
 

@@ -23,7 +23,7 @@ DEVIATIONS = """- Model: `{model}`{model_note} (PAPER.md §2), trained with the 
 PAPER_SCHEDULE = {"epochs": 70, "n_train": None, "batch_size": 256, "lr": 2e-4, "lr_schedule": "constant"}
 
 
-def _pct(v: float | None) -> str:
+def fmt_pct(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
@@ -31,7 +31,7 @@ def _num(v: float | None, fmt: str = ".3g") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
@@ -58,7 +58,7 @@ def claims_section(claims: list[dict]) -> str:
             for i, c in enumerate(claims, 1)]
     counts = {v: sum(c["verdict"] == v for c in claims) for v in dict.fromkeys(c["verdict"] for c in claims)}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
-    return f"## Claims and verdicts\n\n{summary}.\n\n" + _table(["#", "claim", "criterion", "we measured", "verdict"],
+    return f"## Claims and verdicts\n\n{summary}.\n\n" + md_table(["#", "claim", "criterion", "we measured", "verdict"],
                                                                  rows)
 
 
@@ -70,19 +70,19 @@ def _paper(rep: Reproduction, numbers: dict) -> dict:
 def accuracy_section(rep: Reproduction) -> str:
     r, n = rep.records, rep.meta["settings"]["n_attack"]
     paper_clean, paper_white = _paper(rep, PAPER_CLEAN), _paper(rep, PAPER_WHITE_FGSM)
-    clean = [[LABELS.get(m, m), f"`{_get(r, 'clean', 'entry', model=m)}`", _pct(_get(r, "clean", model=m)),
-              _pct(paper_clean.get(m))] for m in _roles(rep, "clean")]
+    clean = [[LABELS.get(m, m), f"`{_get(r, 'clean', 'entry', model=m)}`", fmt_pct(_get(r, "clean", model=m)),
+              fmt_pct(paper_clean.get(m))] for m in _roles(rep, "clean")]
     eps = rep.meta["settings"]["white_box_eps"]
     white = []
     for m in _roles(rep, "white_box"):
-        fgsm = " / ".join(_pct(_get(r, "white_box", model=m, method="fgsm", eps=e)) for e in eps)
-        tgsm = " / ".join(_pct(_get(r, "white_box", model=m, method="tgsm", eps=e)) for e in eps)
-        paper = " / ".join(_pct(v) for v in paper_white[m]) if m in paper_white else "–"
+        fgsm = " / ".join(fmt_pct(_get(r, "white_box", model=m, method="fgsm", eps=e)) for e in eps)
+        tgsm = " / ".join(fmt_pct(_get(r, "white_box", model=m, method="tgsm", eps=e)) for e in eps)
+        paper = " / ".join(fmt_pct(v) for v in paper_white[m]) if m in paper_white else "–"
         white.append([LABELS.get(m, m), fgsm, paper, tgsm])
     eps_text = " / ".join(f"{e:g}" for e in eps)
-    return ("## Clean accuracy (full test split, %)\n\n" + _table(["model", "zoo entry", "ours", "paper"], clean)
+    return ("## Clean accuracy (full test split, %)\n\n" + md_table(["model", "zoo entry", "ours", "paper"], clean)
             + f"\n\n## White-box FGSM and TGSM (first {n} test images, accuracy %, ε = {eps_text})\n\n"
-            + _table(["model", "FGSM ours", "FGSM paper", "TGSM ours (target y+1)"], white))
+            + md_table(["model", "FGSM ours", "FGSM paper", "TGSM ours (target y+1)"], white))
 
 
 def _transfer_rows(rep: Reproduction, source: str, method: str, paper: dict | None) -> str:
@@ -91,11 +91,11 @@ def _transfer_rows(rep: Reproduction, source: str, method: str, paper: dict | No
     for e in rep.meta["settings"]["epsilons"]:
         cells = []
         for m in receivers:
-            ours = _pct(_get(rep.records, "transfer", source=source, model=m, method=method, eps=e))
+            ours = fmt_pct(_get(rep.records, "transfer", source=source, model=m, method=method, eps=e))
             ref = paper.get(round(e, 3), {}).get(m) if paper else None
-            cells.append(ours + (f" ({_pct(ref)})" if ref is not None else ""))
+            cells.append(ours + (f" ({fmt_pct(ref)})" if ref is not None else ""))
         rows.append([f"{e:g}"] + cells)
-    return _table(["ε"] + [LABELS.get(m, m) for m in receivers], rows)
+    return md_table(["ε"] + [LABELS.get(m, m) for m in receivers], rows)
 
 
 def transfer_section(rep: Reproduction, status: dict[str, str]) -> str:
@@ -117,21 +117,21 @@ def targeted_section(rep: Reproduction, status: dict[str, str]) -> str:
     r, judge = rep.records, rep.meta["roles"].get("judge", "none")
     grid = {x["model"]: x for x in r.get("iterated_grid", [])}
     steps = sorted({x["steps"] for x in r.get("judge", [])})
-    rows = [[LABELS.get(m, m)] + [" / ".join(_pct(_get(r, "judge", key, model=m, steps=k)) for k in steps)
+    rows = [[LABELS.get(m, m)] + [" / ".join(fmt_pct(_get(r, "judge", key, model=m, steps=k)) for k in steps)
                                   for key in ("model_target_rate", "judge_target_rate", "judge_true_rate")]
-            + [_pct(grid.get(m, {}).get("judge_target_rate"))] for m in grid]
-    jsma = [[LABELS.get(x["model"], x["model"]), _pct(x["success_rate"]), _num(x["mean_l0"], ".1f"),
-             _pct(x["mean_l0_fraction"]), str(x["n"])] for x in r.get("jsma", [])]
+            + [fmt_pct(grid.get(m, {}).get("judge_target_rate"))] for m in grid]
+    jsma = [[LABELS.get(x["model"], x["model"]), fmt_pct(x["success_rate"]), _num(x["mean_l0"], ".1f"),
+             fmt_pct(x["mean_l0_fraction"]), str(x["n"])] for x in r.get("jsma", [])]
     return (f"## Iterated TGSM and the judge (`{judge}`, indicative only)\n\nSteps of 0.1, no ε-ball, target "
             f"y + 1, first {rep.meta['settings']['n_attack']} test images, after {' / '.join(map(str, steps))} steps "
             "(the paper's figures: 10); the last column is the judge on the 90 off-diagonal cells of the 10-step grid "
             "figure. The judge is itself a trained network, and examples transfer between networks: a high rate is "
             "necessary, not sufficient, for 'looks like the target'.\n\n"
-            + _table(["crafted on", "crafting model says target %", "judge says target %", "judge says original %",
+            + md_table(["crafted on", "crafting model says target %", "judge says target %", "judge says original %",
                       "judge on grid %"], rows) + "\n\n"
             + _figure(status, "iterated_tgsm", "iterated-TGSM grids: rows = original digit, columns = target class")
             + "\n\n## JSMA (θ = +1, γ = 0.25, target y + 1; no paper numbers)\n\n"
-            + _table(["model", "success %", "mean L0 (pixels)", "mean L0 % of pixels", "images"], jsma))
+            + md_table(["model", "success %", "mean L0 (pixels)", "mean L0 % of pixels", "images"], jsma))
 
 
 def saliency_section(rep: Reproduction, status: dict[str, str]) -> str:
@@ -149,18 +149,18 @@ def saliency_section(rep: Reproduction, status: dict[str, str]) -> str:
             "TV = total variation / L1 (lower = smoother; ≈ 2.8 for noise); stroke mass vs stroke fraction (chance); "
             "randomization similarity: lower = map depends more on the weights (Adebayo et al. 2018). An exactly-zero "
             "map (gradient underflow) scores 0 on TV, stroke mass and alignment.\n\n"
-            + _table(["model", *keys], rows) + "\n\n" + _figure(status, "input_gradients", "∇ₓ log p_y for the true class; each panel on its own colour scale")
+            + md_table(["model", *keys], rows) + "\n\n" + _figure(status, "input_gradients", "∇ₓ log p_y for the true class; each panel on its own colour scale")
             + "\n\n## Confidence (log-probabilities at T = 1; paper: non-predicted ≈ −12 GR vs ≈ −27 Normal)\n\n"
-            + _table(["model", "mean log p predicted", "mean log p others", "median log p others"], conf) + "\n\n"
+            + md_table(["model", "mean log p predicted", "mean log p others", "median log p others"], conf) + "\n\n"
             + _figure(status, "confidence", "log-probability distributions (cumulative)") + "\n\n## Input-gradient norms ‖∇ₓ CE‖₂\n\n"
-            + _table(["model", "q25", "median", "q75", "mean"], norms) + "\n\n"
+            + md_table(["model", "q25", "median", "q75", "mean"], norms) + "\n\n"
             + _figure(status, "gradient_norms", "input-gradient norm box plots"))
 
 
 def masking_section(rep: Reproduction) -> str:
     s, r = rep.meta["settings"], rep.records
     eps = s["white_box_eps"]
-    attacks = [[LABELS.get(m, m)] + [" / ".join(_pct(_get(r, "attacks", model=m, method=k, eps=e)) for e in eps)
+    attacks = [[LABELS.get(m, m)] + [" / ".join(fmt_pct(_get(r, "attacks", model=m, method=k, eps=e)) for e in eps)
                                      for k in ("fgsm", "pgd", "square")] for m in _roles(rep, "attacks")]
     checks = list(dict.fromkeys(x["check"] for x in r["masking"] if x["verdict"] != "info"))
     verdicts = {(x["model"], x["check"]): x["verdict"] for x in r["masking"]}
@@ -169,9 +169,9 @@ def masking_section(rep: Reproduction) -> str:
              if x["verdict"] == "fail"]
     return (f"## White-box FGSM, PGD ({s['pgd_steps']} steps) and Square ({s['square_queries']} queries) "
             f"(first {s['n_masking']} test images, accuracy %, ε = {' / '.join(f'{e:g}' for e in eps)})\n\n"
-            + _table(["model", "FGSM", "PGD", "Square"], attacks)
+            + md_table(["model", "FGSM", "PGD", "Square"], attacks)
             + "\n\n## Gradient-masking checks (fail = masking suspected; transfer source: Normal, for Normal the judge)"
-            "\n\n" + _table(["model", *checks], table) + "\n\n" + ("\n".join(fails) or "No check failed."))
+            "\n\n" + md_table(["model", *checks], table) + "\n\n" + ("\n".join(fails) or "No check failed."))
 
 
 def lambda_section(rep: Reproduction, status: dict[str, str]) -> str:
@@ -181,7 +181,7 @@ def lambda_section(rep: Reproduction, status: dict[str, str]) -> str:
                                                                              key=lambda x: x["lam"])]
     return ("## Metrics against λ_eff (Grad Reg (y) grid; λ = 0 is Normal; accuracies as fractions, from the zoo cards "
             f"on the first {rep.meta['zoo_n_eval']} test images)\n\n"
-            + _table(["λ_eff", *keys], rows) + "\n\n" + _figure(status, "lambda_accuracy", "accuracy against λ_eff")
+            + md_table(["λ_eff", *keys], rows) + "\n\n" + _figure(status, "lambda_accuracy", "accuracy against λ_eff")
             + "\n\n" + _figure(status, "lambda_maps", "map metrics against λ_eff"))
 
 
@@ -192,8 +192,8 @@ def curve_section(rep: Reproduction, status: dict[str, str]) -> str:
     s = rep.meta["settings"]
     epochs = sorted({x["epoch"] for x in rows})
     models = [m for m in ("plain", "grad_y") if any(x["model"] == m for x in rows)]
-    table = [[str(e)] + [f"{_pct(_get(rep.records, 'training_curve', 'transfer_fgsm', model=m, epoch=e))} / "
-                         f"{_pct(_get(rep.records, 'training_curve', 'clean', model=m, epoch=e))}" for m in models]
+    table = [[str(e)] + [f"{fmt_pct(_get(rep.records, 'training_curve', 'transfer_fgsm', model=m, epoch=e))} / "
+                         f"{fmt_pct(_get(rep.records, 'training_curve', 'clean', model=m, epoch=e))}" for m in models]
              for e in epochs]
     if "entry" in rows[0]:
         how = (f"Recorded while the zoo trained its replicas `{rows[0]['entry']}` and "
@@ -205,7 +205,7 @@ def curve_section(rep: Reproduction, status: dict[str, str]) -> str:
                f"accuracy on FGSM examples crafted once on the zoo's Normal model, first {s['n_curve']} test images")
     return (f"## Transferred-FGSM accuracy during training (ε = {rows[0]['eps']:g})\n\n{how} (transferred / clean). "
             "The paper (PAPER.md §6): Normal's accuracy peaks early and declines, GR's does not.\n\n"
-            + _table(["epoch", *(f"{LABELS[m]} transferred / clean" for m in models)], table) + "\n\n"
+            + md_table(["epoch", *(f"{LABELS[m]} transferred / clean" for m in models)], table) + "\n\n"
             + _figure(status, "training_curve", "transferred-FGSM accuracy after each epoch"))
 
 
@@ -215,7 +215,7 @@ def models_section(rep: Reproduction) -> str:
              TrainConfig.from_dict(zoo[name]["config"]).recipe, str(zoo[name]["config"].get("epochs")),
              str(zoo[name]["config"].get("n_train") or "all"), _num(zoo[name]["train_seconds"], ".0f"),
              zoo[name].get("trained_on") or "?", zoo[name]["code_version"]] for role, name in roles.items()]
-    return "## Models\n\n" + _table(["role", "zoo entry", "network", "recipe", "epochs", "train images", "train s",
+    return "## Models\n\n" + md_table(["role", "zoo entry", "network", "recipe", "epochs", "train images", "train s",
                                       "trained on", "code"], rows)
 
 
@@ -246,7 +246,7 @@ def deviations(rep: Reproduction) -> str:
 
 def _mean_sd(values: list[float]) -> str:
     if len(values) < 2:
-        return _pct(values[0]) if values else "–"
+        return fmt_pct(values[0]) if values else "–"
     mean = sum(values) / len(values)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     return f"{100 * mean:.1f} ± {100 * sd:.1f}"
@@ -265,65 +265,4 @@ def seeds_section(rep: Reproduction) -> str:
     return (f"## Seeds (mean ± sd over the zoo's seeds, %; clean on the full test split, attacks on the first "
             f"{rep.meta['zoo_n_eval']} test images, from the zoo's cards)\n\n"
             "The other tables show seed 0. Transferred FGSM is crafted on the seed-0 Normal model.\n\n"
-            + _table(["model", "seeds", *keys], table))
-
-
-def ablation_section(saved: dict) -> str:
-    """The recipe ablation (``python -m gradreg ablate``), when ``reports/<dataset>/ablation.json`` exists: the short
-    runs, then the longer runs it scored (``--score``)."""
-    from gradreg.paper.ablation import long_table, table
-
-    if not saved.get("records"):
-        return ("## Recipe ablation\n\nNot run for this dataset (`python -m gradreg ablate --dataset …` writes "
-                "`ablation.json` beside this report).")
-    when = ", ".join(f"{k} {v}" for k, v in saved.get("schedule", {}).items())
-    text = ("## Recipe ablation (`python -m gradreg ablate`; GR(y) and each network's plain twin on the short CPU "
-            f"schedule: {when}; clean on the full test split, FGSM on the first 1000 test images)\n\n"
-            + table(saved["records"]))
-    if saved.get("long_runs"):
-        text += ("\n\n### Longer runs (`python -m gradreg ablate --score DIR`; these checkpoints are not shipped, "
-                 "their configs retrain them)\n\n" + long_table(saved["long_runs"]))
-    return text
-
-
-def robustness_section(saved: dict) -> str:
-    """The strong-attack table (``python -m gradreg robustness``) and its sanity checks, when
-    ``reports/<dataset>/robustness.json`` exists."""
-    records, meta = saved.get("records") or [], saved.get("meta", {})
-    if not records:
-        return ("## Robustness under a strong ensemble\n\nNot run for this dataset (`python -m gradreg robustness` "
-                "writes `robustness.json` beside this report).")
-    rows = [[LABELS.get(r["model"], r["model"]), f"{r['eps']:g}", _pct(r["clean"]), _pct(r["fgsm"]), _pct(r["pgd"]),
-             _pct(r["apgd_ce"]), _pct(r["apgd_t"]), f"**{_pct(r['ensemble'])}**",
-             f"{r['seconds_fgsm']:.0f} / {r['seconds_pgd']:.0f} / {r['seconds_ensemble']:.0f}"] for r in records]
-    e = meta.get("ensemble", {})
-    head = (f"## Robustness under a strong ensemble (first {meta.get('n')} test images, accuracy %; "
-            f"`python -m gradreg robustness`, {meta.get('seconds', 0) / 60:.0f} min on {meta.get('device')} with "
-            f"{meta.get('threads')} thread(s))\n\n"
-            f"PGD: {meta.get('pgd_steps')} steps of 2.5·ε/40 from {meta.get('restarts')} random starts (an image counts "
-            f"as broken when any start breaks it). Ensemble, AutoAttack's standard L∞ order (Croce & Hein 2020): "
-            f"APGD-CE ({e.get('steps')} steps), then APGD-T (DLR loss, top {e.get('targets')} target classes), then "
-            f"Square ({e.get('queries')} queries), each on the images still classified correctly; the columns are "
-            "cumulative and the ensemble's is the last. Seconds: FGSM / PGD / ensemble.\n\n")
-    return (head + _table(["model", "ε", "clean", "FGSM", f"PGD-{meta.get('pgd_steps')}", "APGD-CE", "+ APGD-T",
-                           "ensemble", "s"], rows) + "\n\n" + _robustness_checks(records))
-
-
-def _robustness_checks(records: list[dict], tolerance: float = 0.01) -> str:
-    """Attack sanity checks on the table (Carlini et al. 2019, arXiv 1902.06705), each with a verdict."""
-    by_model: dict[str, list[dict]] = {}
-    for r in records:
-        by_model.setdefault(r["model"], []).append(r)
-    weaker = [f"{LABELS.get(r['model'], r['model'])} ε {r['eps']:g}" for r in records
-              if r["ensemble"] > r["pgd"] + tolerance]
-    rising = [LABELS.get(m, m) for m, rs in by_model.items()
-              if any(b["ensemble"] > a["ensemble"] + tolerance for a, b in zip(rs, rs[1:]))]
-    illusions = [f"{LABELS.get(r['model'], r['model'])} ε {r['eps']:g} (FGSM {_pct(r['fgsm'])} %, ensemble "
-                 f"{_pct(r['ensemble'])} %)" for r in records if r["fgsm"] - r["ensemble"] > 0.3]
-    lines = ["| check | verdict | where |", "|---|---|---|",
-             f"| the ensemble is at least as strong as PGD (within {100 * tolerance:.0f} point) | "
-             f"{'fail' if weaker else 'pass'} | {', '.join(weaker) or '–'} |",
-             f"| ensemble accuracy never rises with ε | {'fail' if rising else 'pass'} | {', '.join(rising) or '–'} |",
-             f"| single-step illusion: FGSM more than 30 points above the ensemble | "
-             f"{'found' if illusions else 'none'} | {', '.join(illusions) or '–'} |"]
-    return "Sanity checks on this table:\n\n" + "\n".join(lines)
+            + md_table(["model", "seeds", *keys], table))
