@@ -25,10 +25,11 @@ LAYERS = {
     "explain": {"core", "attacks"},
     "evaluation": {"core", "attacks"},
     "training": {"core", "fastgrad", "attacks", "evaluation"},
-    "paper": {"core", "attacks", "evaluation", "explain", "training", "viz"},
+    "sweeps": {"core", "attacks", "evaluation", "training"},
+    "paper": {"core", "attacks", "evaluation", "explain", "training", "sweeps", "viz"},
     "lessons": {"core", "attacks", "evaluation", "explain", "training", "paper"},
-    "cli": {"core", "attacks", "evaluation", "training", "paper"},
-    "ui": {"core", "attacks", "evaluation", "explain", "training", "paper", "lessons", "viz"},
+    "cli": {"core", "attacks", "evaluation", "training", "sweeps", "paper"},
+    "ui": {"core", "attacks", "evaluation", "explain", "training", "sweeps", "paper", "lessons", "viz"},
 }
 
 

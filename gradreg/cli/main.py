@@ -10,7 +10,7 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from gradreg.cli import attack, reproduce, zoo
+from gradreg.cli import attack, reproduce, sweep, zoo
 from gradreg.cli.args import nonnegative_float, positive_int
 from gradreg.core.config import ACTIVATIONS, DEFENCES, DEVICES, INITS, LR_SCHEDULES, RECIPES, TrainConfig, with_recipe
 
@@ -124,7 +124,7 @@ def _cmd_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 COMMANDS = {"train": _cmd_train, "list": _cmd_list, "data": _cmd_data, **attack.COMMANDS, **zoo.COMMANDS,
-            **reproduce.COMMANDS}
+            **reproduce.COMMANDS, **sweep.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_parsers(sub)
     zoo.add_parsers(sub)
     reproduce.add_parsers(sub)
+    sweep.add_parsers(sub)
     return parser
 
 

@@ -27,8 +27,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="seeds of Normal and of Grad Reg (y) at the authors' λ (default: the preset's)")
     p.add_argument("--only", nargs="+", default=None, help="train only these entries (names as listed by --dry-run)")
     p.add_argument("--n-eval", type=positive_int, default=256, help="test images for the cards (paper: first 256)")
-    p.add_argument("--workers", type=positive_int, default=1, help="train this many models at once, in processes "
-                   "(several small trainings share a GPU well)")
+    p.add_argument("--workers", type=positive_int, default=1, help="train this many models at once, on an embedded Ray "
+                   "(a sweep: the CPUs shared out; on CUDA each trains on a 1/N share of the GPU, several small "
+                   "trainings share it well)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or mps (default: auto)")
     p.add_argument("--train-only", action="store_true", help="train, then stop: no cards, no manifest (run the same "
                    "command again without it, e.g. on another machine, to finish the zoo)")

@@ -60,12 +60,17 @@ def lock(root: str | Path, checkpoint_id: str, *, poll: float = 0.1) -> Iterator
 
 def write_json(data: dict | list, path: str | Path) -> Path:
     """Write ``data`` as JSON to ``path`` through a temporary file in its directory and a rename."""
+    return write_text(json.dumps(data, indent=1), path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in its directory and a rename (readers never see half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1)
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
