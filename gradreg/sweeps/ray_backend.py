@@ -98,8 +98,16 @@ class _Rows(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         ours = Trial.from_dict(trial.config["job"]["trial"])
-        self.record(failed_row(ours, _last_line(trial.get_error() or "unknown error"), backend="ray",
+        self.record(failed_row(ours, _last_line(_error_text(trial)), backend="ray",
                                seconds=trial.last_result.get("time_total_s", 0.0) or 0.0))
+
+
+def _error_text(trial) -> str:
+    """The trial's traceback: the driver's local copy (the storage copy is synced only later), else storage's."""
+    local = trial.error_file
+    if local and Path(local).is_file():
+        return Path(local).read_text(errors="replace")
+    return trial.get_error() or "unknown error"
 
 
 def _last_line(traceback: str) -> str:
