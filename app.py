@@ -18,6 +18,7 @@ pages = [
     st.Page("pages/transfer.py", title="Transfer matrix", icon=":material/swap_horiz:"),
     st.Page("pages/masking.py", title="Gradient masking", icon=":material/visibility_off:"),
     st.Page("pages/morphs.py", title="Morphs", icon=":material/transform:"),
+    st.Page("pages/sweeps.py", title="Sweeps", icon=":material/stacked_line_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/models.py", title="Models & data", icon=":material/inventory_2:"),
 ]

@@ -45,13 +45,18 @@ def explorer() -> None:
     sweep = zoo_views.lambda_rows(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
     base = zoo_views.card_values(reference["card"], eps) if reference else None
+    if base is not None and (spread := zoo_views.seed_spread(manifest, reference["name"], eps)):
+        base["spread"] = spread
     ui.card_metrics(row, base)
     chart, maps = st.columns(2)
     marks = {authors: "authors' λ"} if authors else {}
     chart.plotly_chart(page_figures.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",
                        key="lambda.sweep")
+    seeded = [f"λ {r['lam']:g}: {r['spread']['seeds']} seeds" for r in sweep if "spread" in r]
+    seeded += [f"plain: {base['spread']['seeds']} seeds"] if base and "spread" in base else []
     chart.caption("Dotted: the plain model. Black line: the current λ; dashed: the authors' λ_eff (PAPER.md §1). "
-                  f"Accuracies on the zoo's first {manifest.get('n_eval', '?')} test images.")
+                  f"Accuracies on the zoo's first {manifest.get('n_eval', '?')} test images."
+                  + (f" Error bars and shaded band: ± one sd over seeds ({'; '.join(seeded)})." if seeded else ""))
     if not digits:
         maps.info("Pick at least one digit to see its input gradients.")
         return

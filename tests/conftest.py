@@ -93,5 +93,6 @@ def app(monkeypatch, tiny_zoo, tmp_path):
 
     monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
     monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("GRADREG_SWEEP_DIR", str(tmp_path / "sweeps"))
     monkeypatch.chdir(ROOT)
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)

@@ -46,6 +46,18 @@ def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | P
     return sorted(rows, key=lambda r: (r["source"] != "user", order.get(r["id"], len(order))))
 
 
+def file_rows(paths: list[Path], *, source: str) -> list[dict]:
+    """Catalogue rows (as ``catalogue``'s, without a card) for checkpoint files outside the listed directories,
+    e.g. a sweep's trials opened on the dashboard."""
+    rows = []
+    for info in map(checkpoints.inspect, paths):
+        row = {"id": info.id, "name": "", "source": source, "path": str(info.path), "ok": info.ok,
+               "reason": info.reason, "complete": info.complete, "test_accuracy": info.metrics.get("test_accuracy"),
+               "card": None}
+        rows.append(row | (info.config.to_dict() if info.config is not None else {}))
+    return rows
+
+
 def card_values(card: Mapping, eps: float) -> dict[str, float | None]:
     """The card's numbers at the curve point nearest ``eps``: clean, fgsm, pgd, transfer_fgsm (accuracies in [0, 1]),
     grad_norm (mean ‖∇ₓ CE‖₂), max_prob and other_log_prob (confidence)."""
@@ -77,11 +89,32 @@ def reference_entry(manifest: Mapping) -> dict | None:
 
 
 def lambda_rows(manifest: Mapping, regularizer: str, eps: float) -> list[dict]:
-    """One record per λ_eff of ``regularizer`` (sorted), each ``{"name", "id", "lam", **card_values}``."""
+    """One record per λ_eff of ``regularizer`` (sorted), each ``{"name", "id", "lam", **card_values}``, and
+    ``"spread"`` (``seed_spread``) where the zoo holds other seeds of that entry."""
     rows = [{"name": e["name"], "id": e["id"], "lam": float(e["config"]["lam"]), **card_values(e["card"], eps)}
             for e in manifest.get("models", []) if e.get("card") and e["config"]["regularizer"] == regularizer
             and e["config"]["defence"] == "none"]
+    for row in rows:
+        if (spread := seed_spread(manifest, row["name"], eps)) is not None:
+            row["spread"] = spread
     return sorted(rows, key=lambda r: r["lam"])
+
+
+def seed_spread(manifest: Mapping, name: str, eps: float) -> dict | None:
+    """The standard deviation over seeds of each card value of entry ``name`` (itself and its replicas
+    ``<name>-seed<k>``), and ``"seeds"``, their count; None when the zoo has one seed of it."""
+    entries = [e for e in [*manifest.get("models", []), *manifest.get("replicas", [])]
+               if (e["name"] == name or e["name"].startswith(f"{name}-seed")) and e.get("card")]
+    if len(entries) < 2:
+        return None
+    values = [card_values(e["card"], eps) for e in entries]
+    spread: dict = {"seeds": len(entries)}
+    for key in ("clean", "fgsm", "pgd", "transfer_fgsm", "grad_norm", "max_prob"):
+        xs = [v[key] for v in values if v[key] is not None]
+        if len(xs) > 1:
+            mean = sum(xs) / len(xs)
+            spread[key] = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+    return spread
 
 
 def showcase(manifest: Mapping, *, eps: float = 0.1, tolerance: float = 0.02) -> tuple[dict, dict] | None:

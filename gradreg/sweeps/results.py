@@ -18,7 +18,7 @@ CONFIG_COLUMNS = ("dataset", "model", "recipe", "activation", "init", "bn_scale"
                   "seed", "n_train")
 # Not metrics: identity, config and bookkeeping. Every other number in a row is a metric (accuracies, norms, seconds).
 NOT_METRICS = {"trial", "role", "status", "error", "id", "host", "trained_on", "backend", "finished", "trained",
-               "stage", "reference", "card_file", *CONFIG_COLUMNS}
+               "stage", "reference", "card_file", "checkpoint", *CONFIG_COLUMNS}
 HEADLINE = ("test_accuracy", "clean", "fgsm_0.1", "pgd_0.1", "transfer_fgsm_0.1", "grad_norm", "train_seconds")
 
 
@@ -129,3 +129,39 @@ def _cell(metric: str, mean: float | None, sd: float | None, n: int) -> str:
     if metric.startswith(("grad_norm", "other_log_prob")):
         return f"{mean:.3g} ± {sd:.2g}" if spread else f"{mean:.3g}"
     return f"{100 * mean:.1f} ± {100 * sd:.1f} %" if spread else f"{100 * mean:.1f} %"
+
+
+def lambda_series(rows: Iterable[Mapping], metric: str, *, dataset: str) -> list[dict]:
+    """``metric`` against λ per role on ``dataset``, over seeds: what a λ curve with seed bands draws.
+
+    Returns:
+        One dict per role (first-seen order): ``{"role", "regularizer", "defence", "points": [{"lam", "mean", "sd",
+        "n", "values", "trials"}]}``, points by λ; a role none of whose finished trials has ``metric`` is left out.
+    """
+    by_role: dict[str, dict[float, list[Mapping]]] = {}
+    first: dict[str, Mapping] = {}
+    for row in rows:
+        if row.get("status") == "done" and row.get("dataset") == dataset and isinstance(row.get(metric), (int, float)):
+            first.setdefault(row["role"], row)
+            by_role.setdefault(row["role"], {}).setdefault(float(row.get("lam") or 0.0), []).append(row)
+    series = []
+    for role, points in by_role.items():
+        entries = []
+        for lam in sorted(points):
+            members = points[lam]
+            mean, sd = _mean_sd([r[metric] for r in members])
+            entries.append({"lam": lam, "mean": mean, "sd": sd, "n": len(members),
+                            "values": [r[metric] for r in members], "trials": [r["trial"] for r in members]})
+        series.append({"role": role, "regularizer": first[role].get("regularizer"),
+                       "defence": first[role].get("defence"), "points": entries})
+    return series
+
+
+def result_folders(roots: Iterable[str | Path]) -> list[Path]:
+    """The folders holding a results table: each root itself, and its direct subfolders (e.g. every sweep under
+    the sweeps root, every dataset's zoo under ``checkpoints/``), in name order."""
+    found: dict[Path, None] = {}
+    for root in map(Path, roots):
+        candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+        found |= {folder: None for folder in candidates if (folder / RESULTS).is_file()}
+    return list(found)

@@ -82,10 +82,19 @@ def run_trial(trial: Trial, storage: str | Path, *, reference_path: str | Path |
     trained = not path.is_file() or path.stat().st_mtime_ns != before
     return {"trial": trial.name, "role": trial.role, "status": "done", "id": trial.id, "reference": trial.reference,
             **_config_columns(trial), **_flatten(card), "card_file": card_file,
+            "checkpoint": _relative(path, storage),
             "test_accuracy": ckpt.metrics.get("test_accuracy"), "val_accuracy": ckpt.metrics.get("val_accuracy"),
             "trained": trained, "train_seconds": round(ckpt.train_seconds, 1),
             "seconds": round(time.perf_counter() - started, 1), "host": socket.gethostname(),
             "trained_on": ckpt.trained_on, "backend": backend, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _relative(path: Path, storage: str | Path) -> str:
+    """``path`` relative to the sweep's folder when it lies inside it (the folder can move), else absolute."""
+    try:
+        return path.resolve().relative_to(Path(storage).resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
 
 
 def failed_row(trial: Trial, error: str, *, backend: str, seconds: float = 0.0) -> dict:

@@ -1,6 +1,6 @@
 """The dashboard's Streamlit side, the only package that imports streamlit, split by concern: human labels
 (``labels``, a leaf), the models on this server (``catalogue``), cached computations (``compute``), widgets that
-return plain values (``widgets``), the training panel (``train_panel``), URL sharing and teacher mode (``share``,
+return plain values (``widgets``), the training panel (``train_panel``), sweeps' results folders (``sweeps``), URL sharing and teacher mode (``share``,
 with its rules in ``urlstate``), the server's fair-use caps (``limits``) and the page frame (``frame``).
 
 Pages import this package and call what it re-exports below; ``app.py`` calls ``use_threads`` once. The library
@@ -17,6 +17,7 @@ from gradreg.ui.compute import (attack_panel, cell_examples, compare_figures, di
 from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_threads, within_limits
 from gradreg.ui.labels import LABELS, label
 from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
+from gradreg.ui.sweeps import folder_label, metric_picker, open_in_attack_lab, sweep_folders, sweep_results
 from gradreg.ui.train_panel import start_training, train_form, training_panel
 from gradreg.ui.widgets import (accuracy_curves, attack_controls, card_metrics, digits_picker, image_picker,
                                 metrics_table, model_picker, show_models, strong_attack_table)
@@ -30,4 +31,5 @@ __all__ = [
     "short_name", "show_models", "strong_attack_table", "showcase_figure", "sidebar_status", "signature", "start_training", "sync_url",
     "teaching_box", "test_batch", "test_size", "train_form", "training_panel", "transfer_cells", "use_threads",
     "usable_models", "usable_models_or_stop", "within_limits", "zoo", "zoo_dir", "zoo_or_stop",
+    "folder_label", "metric_picker", "open_in_attack_lab", "sweep_folders", "sweep_results",
 ]

@@ -65,9 +65,20 @@ def _catalogue(signature: tuple) -> list[dict]:
     return zoo_views.catalogue(zoo_manifest(signature)[0], signature[2], signature[0])
 
 
+OPENED = "sweeps.opened"  # session state: checkpoint paths of sweep trials this session opened (Sweeps page)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _opened_rows(paths: tuple[str, ...], stamps: tuple[int, ...]) -> list[dict]:
+    return zoo_views.file_rows([Path(p) for p in paths], source="sweep")
+
+
 def list_models() -> list[dict]:
-    """Every checkpoint in the user and zoo directories as plain dicts (unusable ones with a reason)."""
-    return _catalogue(signature())
+    """Every checkpoint in the user and zoo directories as plain dicts (unusable ones with a reason), then the
+    sweep models this session opened."""
+    rows = _catalogue(signature())
+    opened = tuple(p for p in st.session_state.get(OPENED, ()) if p not in {r["path"] for r in rows})
+    return rows + (_opened_rows(opened, tuple(_stamp(Path(p)) for p in opened)) if opened else [])
 
 
 def usable_models(dataset: str | None = None) -> list[dict]:
@@ -92,7 +103,7 @@ def describe(row: dict) -> str:
         parts[-1] += f" λ={row['lam']:g}"
     if row["defence"] != "none":
         parts.append(label(row["defence"]))
-    return " · ".join(p for p in parts if p != "None") + ("" if row["source"] == "zoo" else " (yours)")
+    return " · ".join(p for p in parts if p != "None") + {"zoo": "", "sweep": " (sweep)"}.get(row["source"], " (yours)")
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

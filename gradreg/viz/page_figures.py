@@ -155,8 +155,9 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
     """Card metrics against λ_eff (log axis): one stacked panel per quantity, the current λ marked by a vertical line.
 
     Args:
-        records: ``zoo_views.lambda_rows`` (``lam`` > 0 and the ``CARD_KEYS``); reference: the plain model's
-            values, drawn as dotted horizontal lines of the same colours; marks: λ → label, drawn as dashed
+        records: ``zoo_views.lambda_rows`` (``lam`` > 0 and the ``CARD_KEYS``; a ``"spread"`` of sds over seeds
+            draws error bars); reference: the plain model's values, drawn as dotted horizontal lines of the same
+            colours (with a band of ± one sd when it has a ``"spread"``); marks: λ → label, drawn as dashed
             vertical lines labelled at the top (e.g. the authors' choice) when they fall within the records' λ range.
     """
     data, shapes, layout, n = [], [], {}, len(SWEEP_PANELS)
@@ -164,19 +165,26 @@ def lambda_sweep(records: Sequence[Mapping[str, float]], *, lam: float, referenc
     marks = {at: text for at, text in (marks or {}).items() if lams and min(lams) <= at <= max(lams)}  # on the axis
     for i, (title, series) in enumerate(SWEEP_PANELS, start=1):
         suffix, top = ("" if i == 1 else str(i)), 1 - (i - 1) / n
-        layout[f"xaxis{suffix}"] = {"type": "log", "anchor": f"y{suffix}", "showticklabels": i == n,
+        layout[f"xaxis{suffix}"] = {"type": "log", "dtick": 1, "anchor": f"y{suffix}", "showticklabels": i == n,
                                     "title": {"text": "λ_eff" if i == n else ""}} | ({"matches": "x"} if i > 1 else {})
         layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}", "title": {"text": title}, "domain": [top - 1 / n + 0.07,
                                                                                                   top - 0.02]}
         if title == "accuracy":
             layout[f"yaxis{suffix}"]["range"] = [0, 1.02]
         for j, (key, name) in enumerate(series):
+            sds = [r.get("spread", {}).get(key) for r in records]  # ± one sd over the zoo's seeds, where it has them
             data.append({"type": "scatter", "x": lams, "y": [r[key] for r in records], "mode": "lines+markers",
                          "name": name, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "line": {"color": COLOURS[j]},
-                         "showlegend": len(series) > 1, "hovertemplate": "λ %{x:g}: %{y:.3g}<extra>" + name + "</extra>"})
+                         "showlegend": len(series) > 1, "hovertemplate": "λ %{x:g}: %{y:.3g}<extra>" + name + "</extra>",
+                         **({"error_y": {"type": "data", "array": sds, "visible": True, "width": 5}}
+                            if any(sd is not None for sd in sds) else {})})
             if reference is not None and reference.get(key) is not None:
                 shapes.append({"type": "line", "xref": f"x{suffix} domain", "x0": 0, "x1": 1, "yref": f"y{suffix}",
                                "y0": reference[key], "y1": reference[key], "line": {"color": COLOURS[j], "dash": "dot"}})
+                if (sd := reference.get("spread", {}).get(key)) is not None:
+                    shapes.append({"type": "rect", "xref": f"x{suffix} domain", "x0": 0, "x1": 1, "yref": f"y{suffix}",
+                                   "y0": reference[key] - sd, "y1": reference[key] + sd, "line": {"width": 0},
+                                   "fillcolor": COLOURS[j], "opacity": 0.12, "layer": "below"})
         shapes += [{"type": "line", "xref": f"x{suffix}", "x0": at, "x1": at, "yref": f"y{suffix} domain", "y0": 0,
                     "y1": 1, "line": {"color": "#666", "width": 1, "dash": "dash"}} for at in marks]
         shapes.append({"type": "line", "xref": f"x{suffix}", "x0": lam, "x1": lam, "yref": f"y{suffix} domain",
