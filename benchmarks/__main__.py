@@ -1,7 +1,7 @@
 """How fast gradreg is, as ratios against peers measured in the same run: prints a markdown table, writes JSON.
 
     python -m benchmarks [--quick] [--device cpu|cuda|auto] [--out benchmarks/results/<machine>.json]
-                         [--only training,attacks,saliency,ui,coldstart,zoo] [--threads N]
+                         [--only training,attacks,saliency,ui,coldstart,zoo,sweeps] [--threads N]
 
 Sections whose dependencies are missing (Captum, Streamlit) are skipped with a note, so the command runs on a GPU
 machine that has only torch.
@@ -25,7 +25,7 @@ from benchmarks import attacks, report, saliency, training
 from benchmarks.report import row
 from benchmarks.timing import context, resolve_device
 
-SECTIONS = ("training", "attacks", "saliency", "ui", "coldstart", "zoo")
+SECTIONS = ("training", "attacks", "saliency", "ui", "coldstart", "zoo", "sweeps")
 ZOO_TARGET_S = 15 * 60
 
 
@@ -135,6 +135,14 @@ def run(args: argparse.Namespace) -> dict:
     if "zoo" in args.only:
         rows_, raw["zoo"] = _zoo_rows()
         rows += rows_
+    if "sweeps" in args.only:
+        if importlib.util.find_spec("ray") is None:
+            skipped["sweeps"] = "ray is not installed"
+        else:
+            from benchmarks import sweeps
+
+            rows_, raw["sweeps"] = sweeps.measure(seeds=1 if q else 2)
+            rows += rows_
     info["torch_threads"] = threads
     return {**info, "quick": q, "command": " ".join(["python -m benchmarks", *sys.argv[1:]]), "rows": rows,
             "skipped": skipped, "raw": raw}

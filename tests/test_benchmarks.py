@@ -57,3 +57,11 @@ def test_ui_and_cold_start_sections_run(tmp_path, monkeypatch, tiny_zoo):
     result = _run(tmp_path, "--only", "ui,coldstart")
     assert {r["section"] for r in result["rows"]} == {"ui", "cold start"}
     assert all(r["seconds"] > 0 for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_sweeps_section_times_serial_and_ray(tmp_path):
+    result = _run(tmp_path, "--only", "sweeps")
+    rows = [r for r in result["rows"] if r["section"] == "sweeps"]
+    assert len(rows) == 2 and all(r["seconds"] > 0 and r["peer_seconds"] > 0 for r in rows)
+    assert result["raw"]["sweeps"]["trials"] == 2
