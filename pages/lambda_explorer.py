@@ -45,7 +45,7 @@ def explorer() -> None:
     sweep = zoo_views.lambda_rows(manifest, regularizer, eps)
     row = next(r for r in sweep if r["lam"] == lam)
     base = zoo_views.card_values(reference["card"], eps) if reference else None
-    ui.card_metrics(row, base)
+    ui.card_metrics(row, base, n=manifest.get("n_eval"))
     chart, maps = st.columns(2)
     marks = {authors: "authors' λ"} if authors else {}
     chart.plotly_chart(page_figures.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",

@@ -1,6 +1,6 @@
 """The dashboard's Streamlit side, the only package that imports streamlit, split by concern: human labels
 (``labels``, a leaf), the models on this server (``catalogue``), cached computations (``compute``), widgets that
-return plain values (``widgets``), the training panel (``train_panel``), URL sharing and teacher mode (``share``,
+return plain values (``widgets``), the zoo cards' metrics (``cards``), the training panel (``train_panel``), URL sharing and teacher mode (``share``,
 with its rules in ``urlstate``), the server's fair-use caps (``limits``) and the page frame (``frame``).
 
 Pages import this package and call what it re-exports below; ``app.py`` calls ``use_threads`` once. The library
@@ -8,6 +8,7 @@ below (core … lessons, viz) never imports it. Models cached here are shared by
 frozen and in eval mode; caches are keyed by primitives.
 """
 
+from gradreg.ui.cards import card_metrics
 from gradreg.ui.catalogue import (common_dataset, datasets, describe, list_models, load_model, short_name, signature,
                                   usable_models, usable_models_or_stop, zoo, zoo_dir, zoo_or_stop)
 from gradreg.ui.compute import (attack_panel, cell_examples, compare_figures, digit_reaction, gallery, images,
@@ -18,8 +19,8 @@ from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_t
 from gradreg.ui.labels import LABELS, label
 from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
 from gradreg.ui.train_panel import start_training, train_form, training_panel
-from gradreg.ui.widgets import (accuracy_curves, attack_controls, card_metrics, digits_picker, image_picker,
-                                metrics_table, model_picker, show_models, strong_attack_table)
+from gradreg.ui.widgets import (accuracy_curves, attack_controls, digits_picker, image_picker, metrics_table,
+                                model_picker, show_models, strong_attack_table)
 
 __all__ = [
     "LABELS", "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "cell_examples",

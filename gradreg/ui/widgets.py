@@ -123,26 +123,6 @@ def _knob(key: str, name: str, default: object) -> object:
     return None
 
 
-CARD_METRICS = (("clean", "Clean accuracy"), ("fgsm", "FGSM white-box"), ("pgd", "PGD white-box"),
-                ("transfer_fgsm", "FGSM from plain"), ("grad_norm", "Mean ‖∇ₓ CE‖₂"), ("max_prob", "Confidence"))
-
-
-def card_metrics(values: dict, reference: dict | None) -> None:
-    """One ``st.metric`` per card number, with the difference to the plain model."""
-    for column, (key, title) in zip(st.columns(len(CARD_METRICS)), CARD_METRICS):
-        value, base = values.get(key), (reference or {}).get(key)
-        if value is None:
-            column.metric(title, "n/a")
-        elif key == "grad_norm":
-            ratio = f"×{value / base:.2g} vs plain" if base else None
-            column.metric(title, f"{value:.3g}", ratio, delta_color="off", help="Mean input-gradient norm")
-        else:
-            delta = f"{(value - base) * 100:+.1f} pts vs plain" if base is not None else None
-            confidence = key == "max_prob"  # lower is not worse: the paper's GR models are less over-confident
-            column.metric(title, f"{value:.1%}", delta, delta_color="off" if confidence else "normal",
-                          help="Mean max probability" if confidence else None)
-
-
 def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
     """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
     bar, records = st.progress(0.0, text="saliency metrics"), []
