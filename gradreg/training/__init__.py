@@ -1,6 +1,7 @@
 """Training: the one loop (``loop``), the input-gradient penalties (``regularizers``), checkpoint storage
-(``checkpoints``, ``files``), ``load_or_train`` above both (``reuse``), background runs for the dashboard (``jobs``)
-and the zoo's parallel job runner (``zoo_jobs``).
+(``checkpoints``, ``files``), ``load_or_train`` above both (``reuse``), background runs for the dashboard (``jobs``),
+how long a run takes on this machine (``timing``: a probe of real steps) and the zoo's parallel job runner
+(``zoo_jobs``).
 
 It imports ``gradreg.core``, ``gradreg.fastgrad``, ``gradreg.attacks`` (adversarial training) and
 ``gradreg.evaluation`` (validation accuracy); never the paper, lessons, explain, viz, cli or ui packages.
