@@ -99,7 +99,7 @@ def test_teacher_mode_hides_deleting(app, tiny_ckpt_dir, tmp_path, monkeypatch):
     assert not [b for b in app.button if (b.key or "").startswith("models.delete")]
 
 
-def test_the_ui_refuses_to_delete_a_zoo_model(app, tiny_zoo, monkeypatch, tmp_path):
+def test_the_ui_refuses_to_delete_a_zoo_model(tiny_zoo, monkeypatch, tmp_path):
     """The library refuses the shipped zoo; the app also refuses whatever zoo it serves (``$GRADREG_ZOO_DIR``)."""
     from gradreg.ui import catalogue
 

@@ -16,7 +16,7 @@ class TrainingJob:
     """One training run in a background thread: stoppable, polled for progress, saved to ``root`` when complete.
 
     The thread never touches the UI; readers call ``snapshot`` (a consistent copy under a lock).
-    ``estimate_seconds``: how long the run is expected to take (``timing.measured_seconds``), shown beside the time
+    ``estimate_seconds``: how long the run is expected to take (``gradreg.training.timing``), shown beside the time
     it has taken.
     """
 

@@ -37,11 +37,11 @@ def show_models(rows: list[dict], *, height: int | None = None) -> None:
 def delete_own_model(rows: list[dict], *, key: str = "models.delete") -> None:
     """Delete one of the user's own trained models after a confirmation; the zoo's are never offered. Hidden in
     teacher mode (a class shares the server's models)."""
-    names = model_labels([m for m in rows if m["ok"] and m["source"] == "user"])
     if not advanced():
         return
     if outcome := st.session_state.pop(f"{key}.outcome", None):  # set by the confirmation's callback
         (st.success if outcome[0] == "deleted" else st.error)(outcome[1])
+    names = model_labels([m for m in rows if m["ok"] and m["source"] == "user"])
     if not names:
         return
     with st.expander("Delete one of your trained models", icon=":material/delete:"):
