@@ -47,7 +47,7 @@ def explorer() -> None:
     base = zoo_views.card_values(reference["card"], eps) if reference else None
     if base is not None and (spread := zoo_views.seed_spread(manifest, reference["name"], eps)):
         base["spread"] = spread
-    ui.card_metrics(row, base)
+    ui.card_metrics(row, base, n=manifest.get("n_eval"))
     chart, maps = st.columns(2)
     marks = {authors: "authors' λ"} if authors else {}
     chart.plotly_chart(page_figures.lambda_sweep(sweep, lam=lam, reference=base, marks=marks), width="stretch",

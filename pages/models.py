@@ -12,9 +12,11 @@ usable = [m for m in models if m["ok"]]
 broken = [m for m in models if not m["ok"]]
 st.subheader(f"Models ({len(usable)})")
 if usable:
+    st.caption("The pretrained zoo first, then the models trained here (yours), newest first.")
     ui.show_models(usable)
 else:
     st.info("No trained models found. Build the zoo with `python -m gradreg zoo` or train one on the Train page.")
+ui.delete_own_model(usable)  # hidden in teacher mode; the zoo's models are never offered
 for m in broken:
     st.warning(f"Unusable file `{m['path']}`: {m['reason']}")
 st.subheader("Datasets")

@@ -72,7 +72,7 @@ elif step == 2:
                 "the plain model's.")
     chosen = st.select_slider("λ_eff", grid, value=lam, format_func=lambda v: f"{v:g}", key="story.lam")
     row = next(s for s in zoo_views.lambda_rows(manifest, "grad_y", eps) if s["lam"] == chosen)
-    ui.card_metrics(row, p)
+    ui.card_metrics(row, p, n=n)
 elif step == 3:
     trend = "drops" if r["grad_norm"] < p["grad_norm"] else "rises"
     st.markdown(f"With λ_eff = {lam:g} (`{regular['name']}`, the zoo's best FGSM accuracy among models within two "

@@ -114,3 +114,42 @@ def test_load_or_train_trains_once(tmp_path):
     second = load_or_train(config, root=tmp_path, on_epoch=epochs.append)
     assert len(epochs) == 1 and first.id == second.id
     assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
+
+
+def test_delete_removes_one_of_the_users_files(good_path, tmp_path, monkeypatch):
+    user = tmp_path / "user"
+    user.mkdir()
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(user))
+    kept = save(load(good_path), user)
+    other = user / "another-model.safetensors"
+    other.write_bytes(kept.read_bytes())
+    assert inspect(kept).created, "the listing knows when a model was saved"
+    assert checkpoints.delete(good_path.stem) == kept  # default root: the user dir
+    assert not kept.exists() and other.exists()
+    assert [i.path.name for i in list_checkpoints(user)] == [other.name]
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoints.delete(good_path.stem, root=user)  # gone already
+
+
+def test_delete_never_touches_the_shipped_zoo(tmp_path):
+    shipped = sorted(checkpoints.SHIPPED_DIR.glob(f"*{checkpoints.SUFFIX}"))
+    assert shipped, "the repository ships a zoo"
+    for root in (checkpoints.SHIPPED_DIR, checkpoints.SHIPPED_DIR / "fashion_mnist", checkpoints.SHIPPED_DIR / "."):
+        with pytest.raises(CheckpointError, match="never deleted"):
+            checkpoints.delete(shipped[0].stem, root=root)
+    link = tmp_path / "link"
+    link.symlink_to(checkpoints.SHIPPED_DIR)  # a user dir that is the zoo under another name
+    with pytest.raises(CheckpointError, match="never deleted"):
+        checkpoints.delete(shipped[0].stem, root=link)
+    (tmp_path / "alias.safetensors").symlink_to(shipped[0])  # a link to a zoo file in the user dir
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoints.delete("alias", root=tmp_path)
+    assert all(p.is_file() for p in shipped)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "/etc/passwd", ".hidden", "", "x..y", "..", "a\\b", None, 3])
+def test_delete_takes_an_id_not_a_path(tmp_path, bad):
+    (tmp_path / "x.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a checkpoint id"):
+        checkpoints.delete(bad, root=tmp_path / "user")
+    assert (tmp_path / "x.safetensors").exists()

@@ -88,8 +88,8 @@ def test_catalogue_lists_user_and_zoo_files_with_cards(tiny_ckpt_dir, tmp_path):
     (user / "broken.safetensors").write_bytes(b"\x00" * 4)
     manifest = {"models": [{"name": "plain", "id": checkpoint.stem, "card": {"clean": 0.5}}]}
     rows = zoo_views.catalogue(manifest, zoo, user)
-    assert [r["source"] for r in rows] == ["user", "zoo"]
-    broken, good = rows
+    assert [r["source"] for r in rows] == ["zoo", "user"], "the zoo first"
+    good, broken = rows
     assert not broken["ok"] and broken["reason"]
     assert good["ok"] and good["name"] == "plain" and good["card"] == {"clean": 0.5}
     assert good["dataset"] == "synthetic" and good["id"] == checkpoint.stem

@@ -212,6 +212,12 @@ def stratified_indices(labels: torch.Tensor, n: int, *, seed: int = 0) -> torch.
     return torch.sort(torch.cat(chosen)).values
 
 
+def val_size(n_official_train: int) -> int:
+    """How many of a dataset's ``n_official_train`` official training images its ``"val"`` split holds (the last
+    ones): 5 000 as in the paper's notebooks, a tenth for small sets."""
+    return N_VAL if n_official_train > 4 * N_VAL else n_official_train // 10
+
+
 def load_dataset(name: str, split: str = "train", *, n: int | None = None, seed: int = 0,
                  root: str | Path | None = None) -> TensorDataset:
     """Load a split as a ``TensorDataset`` of images ``(N, 1, 28, 28)`` float32 in [0, 1] and labels int64.
@@ -226,7 +232,7 @@ def load_dataset(name: str, split: str = "train", *, n: int | None = None, seed:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     raw = load_raw(name, root=root)
-    n_val = N_VAL if len(raw.train_x) > 4 * N_VAL else len(raw.train_x) // 10
+    n_val = val_size(len(raw.train_x))
     images, labels = {
         "train": (raw.train_x[: len(raw.train_x) - n_val], raw.train_y[: len(raw.train_y) - n_val]),
         "val": (raw.train_x[len(raw.train_x) - n_val :], raw.train_y[len(raw.train_y) - n_val :]),

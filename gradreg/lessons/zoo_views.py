@@ -23,27 +23,29 @@ CARD_KEYS = ("clean", "fgsm", "pgd", "transfer_fgsm", "grad_norm", "max_prob", "
 
 
 def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | Path) -> list[dict]:
-    """Every checkpoint file in the user and zoo directories as a plain row, zoo entries carrying their card.
+    """Every checkpoint file in the zoo and user directories as a plain row, zoo entries carrying their card.
 
     Returns:
-        ``[{"id", "name", "source", "path", "ok", "reason", "complete", "test_accuracy", "card", **config}]``:
-        user models first, then the zoo's in manifest order (named as there), then other files of the zoo
-        directory; unusable files have ``ok=False`` and a reason.
+        ``[{"id", "name", "source", "path", "ok", "reason", "complete", "created", "test_accuracy", "card",
+        **config}]``: the zoo's models first in manifest order (named as there), then other files of the zoo
+        directory, then the user's newest first; unusable files have ``ok=False`` and a reason. A file in both
+        directories (one directory given twice) is listed once, as the zoo's.
     """
     entries = {entry["id"]: entry for entry in (manifest or {}).get("models", [])}
     order = {checkpoint_id: i for i, checkpoint_id in enumerate(entries)}  # the zoo's own order: plain, λ grid…
     rows, seen = [], set()
-    for source, root in (("user", Path(user_root)), ("zoo", Path(zoo_root))):
+    for source, root in (("zoo", Path(zoo_root)), ("user", Path(user_root))):
         for info in checkpoints.list_checkpoints(root):
             if info.path.resolve() in seen:
                 continue
             seen.add(info.path.resolve())
             entry = entries.get(info.id, {}) if info.ok else {}
             row = {"id": info.id, "name": entry.get("name", ""), "source": source, "path": str(info.path),
-                   "ok": info.ok, "reason": info.reason, "complete": info.complete,
+                   "ok": info.ok, "reason": info.reason, "complete": info.complete, "created": info.created,
                    "test_accuracy": info.metrics.get("test_accuracy"), "card": entry.get("card")}
             rows.append(row | (info.config.to_dict() if info.config is not None else {}))
-    return sorted(rows, key=lambda r: (r["source"] != "user", order.get(r["id"], len(order))))
+    zoo = sorted((r for r in rows if r["source"] == "zoo"), key=lambda r: order.get(r["id"], len(order)))
+    return zoo + sorted((r for r in rows if r["source"] == "user"), key=lambda r: r["created"], reverse=True)
 
 
 def file_rows(paths: list[Path], *, source: str) -> list[dict]:
@@ -52,8 +54,8 @@ def file_rows(paths: list[Path], *, source: str) -> list[dict]:
     rows = []
     for info in map(checkpoints.inspect, paths):
         row = {"id": info.id, "name": "", "source": source, "path": str(info.path), "ok": info.ok,
-               "reason": info.reason, "complete": info.complete, "test_accuracy": info.metrics.get("test_accuracy"),
-               "card": None}
+               "reason": info.reason, "complete": info.complete, "created": info.created,
+               "test_accuracy": info.metrics.get("test_accuracy"), "card": None}
         rows.append(row | (info.config.to_dict() if info.config is not None else {}))
     return rows
 

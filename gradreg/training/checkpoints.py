@@ -5,13 +5,14 @@ never leaves a half-written checkpoint under a checkpoint's name; leftover temp 
 removed by the next save of that id. Writers of one id hold an OS lock (``fcntl.flock`` on ``.<id>.lock``, POSIX
 only), so two processes training the same config never both train it: one trains, the other waits, then loads.
 Shipped models live in ``checkpoints/``; new ones go to ``$GRADREG_CHECKPOINT_DIR`` (default
-``~/.cache/gradreg/checkpoints``).
+``~/.cache/gradreg/checkpoints``), where ``delete`` may remove them again (never a shipped one).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import subprocess
 import tempfile
@@ -33,6 +34,7 @@ FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 MAX_HEADER_BYTES = 8 * 1024 * 1024  # refuse absurd headers before parsing them
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"  # the repository's checkpoints/
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # what ``config_id`` makes: a file name, no path
 SUSPECT_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tmp")
 DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
           torch.int64: "I64", torch.int32: "I32", torch.bool: "BOOL"}  # torch dtype → safetensors header name
@@ -80,6 +82,7 @@ class CheckpointInfo:
     config: TrainConfig | None = None
     metrics: dict = field(default_factory=dict)
     complete: bool = False
+    created: str = ""  # when it was saved, ISO 8601 in UTC ("" when unknown)
 
 
 def user_dir() -> Path:
@@ -216,7 +219,7 @@ def inspect(path: str | Path) -> CheckpointInfo:
     except OSError as err:
         return CheckpointInfo(path, False, f"unreadable ({err.strerror or err})")
     return CheckpointInfo(path, True, "", config_id(config), config, meta.get("metrics", {}),
-                          bool(meta.get("complete", False)))
+                          bool(meta.get("complete", False)), str(meta.get("created", "")))
 
 
 def is_scratch(path: Path) -> bool:
@@ -305,4 +308,24 @@ def save_locked(ckpt: Checkpoint, root: Path) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def delete(checkpoint_id: str, *, root: str | Path | None = None) -> Path:
+    """Delete the user's checkpoint ``<root>/<checkpoint_id>.safetensors`` and return the path it had.
+
+    Only that one file directly in ``root`` (default: the user dir) goes: an id is a file name, never a path; the
+    shipped zoo (``SHIPPED_DIR`` and below) is refused whatever ``root`` says. ``CheckpointError`` says why.
+    """
+    if not isinstance(checkpoint_id, str) or not ID_PATTERN.fullmatch(checkpoint_id) or ".." in checkpoint_id:
+        raise CheckpointError(f"not a checkpoint id: {checkpoint_id!r} (a file name without its suffix: letters, "
+                              "digits, '.', '_' and '-', no path)")
+    root = Path(root) if root is not None else user_dir()
+    shipped, where = SHIPPED_DIR.resolve(), root.resolve()
+    if where == shipped or shipped in where.parents:
+        raise CheckpointError(f"{root}: the shipped zoo's models are never deleted; only your own trained ones")
+    path = root / f"{checkpoint_id}{SUFFIX}"
+    if path.is_symlink() or not path.is_file():
+        raise CheckpointError(f"no checkpoint {checkpoint_id!r} among your trained models in {root}")
+    path.unlink()
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping
@@ -15,17 +16,22 @@ class TrainingJob:
     """One training run in a background thread: stoppable, polled for progress, saved to ``root`` when complete.
 
     The thread never touches the UI; readers call ``snapshot`` (a consistent copy under a lock).
+    ``estimate_seconds``: how long the run is expected to take (``gradreg.training.timing``), shown beside the time
+    it has taken.
     """
 
-    def __init__(self, config: TrainConfig, *, root: str | Path | None = None) -> None:
+    def __init__(self, config: TrainConfig, *, root: str | Path | None = None,
+                 estimate_seconds: float | None = None) -> None:
         self.config, self.id, self.root = config, config_id(config), root
         self._stop, self._lock = threading.Event(), threading.Lock()
         total = config.epochs * (2 if config.defence == "distill" else 1)  # distillation trains a teacher first
         self._state = {"id": self.id, "state": "running", "phase": "", "batch": 0, "batches": 0, "running": {},
-                       "epochs": [], "epochs_total": total, "result": None, "error": ""}
+                       "epochs": [], "epochs_total": total, "result": None, "error": "",
+                       "estimate_seconds": estimate_seconds, "started": None, "ended": None}
         self._thread = threading.Thread(target=self._run, name=f"train-{self.id}", daemon=True)
 
     def start(self) -> TrainingJob:
+        self._update(started=time.monotonic())
         self._thread.start()
         return self
 
@@ -38,9 +44,13 @@ class TrainingJob:
 
     def snapshot(self) -> dict:
         """``{"id", "state" ∈ running/done/stopped/failed, "phase", "batch", "batches", "running", "epochs",
-        "epochs_total", "result", "error"}``; ``epochs`` holds one EpochStats dict per finished epoch."""
+        "epochs_total", "result", "error", "estimate_seconds", "elapsed"}``; ``epochs`` holds one EpochStats dict per
+        finished epoch; ``elapsed``: seconds since ``start`` (to its end once finished), None before it."""
         with self._lock:
-            return {**self._state, "epochs": list(self._state["epochs"]), "running": dict(self._state["running"])}
+            state = {**self._state, "epochs": list(self._state["epochs"]), "running": dict(self._state["running"])}
+        started, ended = state.pop("started"), state.pop("ended")
+        state["elapsed"] = None if started is None else (ended or time.monotonic()) - started
+        return state
 
     def _update(self, **changes) -> None:
         with self._lock:
@@ -61,10 +71,10 @@ class TrainingJob:
             ckpt = load_or_train(self.config, root=self.root, on_epoch=self._on_epoch, on_batch=self._on_batch,
                                  stop=self._stop)
         except Exception as err:  # reported to the page as text; the thread must not die silently
-            self._update(state="failed", error=f"{type(err).__name__}: {err}")
+            self._update(state="failed", error=f"{type(err).__name__}: {err}", ended=time.monotonic())
             return
         result = {"id": ckpt.id, **ckpt.metrics}
-        self._update(state="done" if ckpt.complete else "stopped", result=result)
+        self._update(state="done" if ckpt.complete else "stopped", result=result, ended=time.monotonic())
 
 
 def progress(snapshot: Mapping) -> float:

@@ -74,7 +74,10 @@ def describe_device(device: torch.device) -> str:
 
 
 def estimate_seconds(config: TrainConfig, *, n_train: int = 55000) -> float:
-    """A rough CPU estimate of the training time of ``config`` in seconds (used to refuse over-long UI requests)."""
+    """A rough prior of the training steps' CPU time of ``config`` in seconds, from a fixed table (to order jobs).
+
+    It ignores this machine's speed and load, validation, testing and data loading: the app's runs took ~3.5× as
+    long. Use ``gradreg.training.timing`` (a probe of real steps on this machine) to promise or cap a run's time."""
     per_epoch = PLAIN_SECONDS_PER_1K[config.model] * (config.n_train or n_train) / 1000
     cost = REGULARIZER_COST[config.regularizer]
     cost = {"fgsm_at": cost + 1.6, "pgd_at": cost + 1.3 * config.adv_steps, "distill": 2 * cost}.get(
@@ -96,6 +99,17 @@ def _batch_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: tor
     return LossTerms(0.5 * terms.loss + 0.5 * adv_ce, terms.ce, terms.penalty, terms.logits)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               target: torch.Tensor, config: TrainConfig, *, temperature: float = 1.0) -> LossTerms:
+    """One optimizer step on a batch ``x`` ``(B, C, H, W)``, labels ``y`` ``(B,)``, ``target`` (labels, or soft
+    labels ``(B, K)`` for distillation's student) under ``config``'s regularizer and defence."""
+    terms = _batch_terms(model, x, y, target, config, temperature)
+    optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    optimizer.step()
+    return terms
+
+
 def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str, temperature: float,
                soft_targets: torch.Tensor | None, on_epoch: OnEpoch | None, on_batch: OnBatch | None,
                stop: threading.Event | None, on_epoch_model: OnEpochModel | None) -> tuple[list[dict], bool]:
@@ -115,10 +129,7 @@ def _run_phase(model: nn.Module, data: dict, config: TrainConfig, *, phase: str,
         for b in range(batches):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             target = soft_targets[idx] if soft_targets is not None else y[idx]
-            terms = _batch_terms(model, x[idx], y[idx], target, config, temperature)
-            optimizer.zero_grad(set_to_none=True)
-            terms.loss.backward()
-            optimizer.step()
+            terms = train_step(model, optimizer, x[idx], y[idx], target, config, temperature=temperature)
             if schedule is not None:
                 schedule.step()
             sums += torch.stack([terms.loss, terms.ce, terms.penalty]).detach() * len(idx)
@@ -167,6 +178,11 @@ def _model_kwargs(config: TrainConfig, data: dict) -> dict:
 
 def _fresh_model(config: TrainConfig, kwargs: dict, device: torch.device) -> nn.Module:
     return init_weights(build_model(config.model, **kwargs), config.init).to(device)
+
+
+def fresh_model(config: TrainConfig, data: dict, device: torch.device) -> nn.Module:
+    """The untrained model ``train`` starts from for splits ``data`` (``{"train": (x, y), "val": (x, y)}``)."""
+    return _fresh_model(config, _model_kwargs(config, data), device)
 
 
 def train(config: TrainConfig, *, on_epoch: OnEpoch | None = None, on_batch: OnBatch | None = None,

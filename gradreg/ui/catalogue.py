@@ -8,6 +8,8 @@ app go to ``$GRADREG_CHECKPOINT_DIR``. Cache keys are primitives: paths, ids and
 from __future__ import annotations
 
 import os
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import streamlit as st
@@ -95,7 +97,8 @@ def usable_models_or_stop() -> list[dict]:
 
 
 def describe(row: dict) -> str:
-    """A short human label for a model row: zoo name or settings, then λ and defence."""
+    """A short human label for a model row: zoo name or settings, then λ and defence; the user's own models also
+    say how long they trained, on how many images, and when (their names are not unique)."""
     if not row.get("ok"):
         return f"{row['path']} (unusable)"
     parts = [row["name"] or row["model"], label(row["regularizer"])]
@@ -103,7 +106,44 @@ def describe(row: dict) -> str:
         parts[-1] += f" λ={row['lam']:g}"
     if row["defence"] != "none":
         parts.append(label(row["defence"]))
-    return " · ".join(p for p in parts if p != "None") + {"zoo": "", "sweep": " (sweep)"}.get(row["source"], " (yours)")
+    if row["source"] in ("zoo", "sweep"):  # a sweep's trial: a model of a grid, named by its settings
+        return " · ".join(p for p in parts if p != "None") + (" (sweep)" if row["source"] == "sweep" else "")
+    images = f"{row['n_train']:,} images" if row.get("n_train") else "all images"
+    parts += [f"{row['epochs']} epoch{'s' if row['epochs'] != 1 else ''} × {images}", _when(row.get("created", ""))]
+    return " · ".join(p for p in parts if p and p != "None") + " (yours)"
+
+
+def _when(created: str) -> str:
+    """``2026-12-04T20:55:33+00:00`` → ``04 Dec 20:55 UTC`` ("" when unknown or unreadable)."""
+    try:
+        stamp = datetime.fromisoformat(created).astimezone(timezone.utc)
+    except ValueError:
+        return ""
+    return f"{stamp:%d %b %H:%M} UTC"
+
+
+def model_labels(rows: list[dict]) -> dict[str, str]:
+    """Checkpoint id → ``describe`` label, unique: labels that still coincide get the id's hash appended."""
+    labels = {row["id"]: describe(row) for row in rows}
+    counts = Counter(labels.values())
+    return {cid: f"{text} [{cid.rsplit('-', 1)[-1]}]" if counts[text] > 1 else text for cid, text in labels.items()}
+
+
+def delete_user_model(checkpoint_id: str) -> Path:
+    """Delete one of the user's own trained models (never a zoo model) and forget it in the listing and the model
+    cache; returns the deleted path. ``CheckpointError`` when it is not one of the user's models."""
+    row = next((m for m in list_models() if m["id"] == checkpoint_id and m["source"] == "user"), None)
+    if row is None:
+        raise checkpoints.CheckpointError(f"{checkpoint_id!r} is not one of your trained models (the zoo's are "
+                                          "never deleted)")
+    path = Path(row["path"])
+    if path.resolve().parent == zoo_dir().resolve():
+        raise checkpoints.CheckpointError(f"{path} is in the zoo's directory; the zoo's models are never deleted")
+    stamp = _stamp(path)
+    deleted = checkpoints.delete(checkpoint_id, root=path.parent)
+    _load.clear(str(path), stamp)
+    _catalogue.clear()
+    return deleted
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

@@ -4,16 +4,18 @@ session) and their live panel with curves and a Stop button.
 
 from __future__ import annotations
 
+import json
 import os
 
 import streamlit as st
 
+import torch
+
 from gradreg.core.config import ACTIVATIONS, DEFENCES, RECIPES, TrainConfig, config_id, with_recipe
 from gradreg.core.models import DEFAULT_MODEL, MODELS
 from gradreg.lessons.zoo_views import AUTHORS_LAMBDAS
-from gradreg.training import checkpoints
+from gradreg.training import checkpoints, timing
 from gradreg.training.jobs import TrainingJob, progress
-from gradreg.training.loop import estimate_seconds
 from gradreg.training.regularizers import REGULARIZERS
 from gradreg.ui.catalogue import datasets, usable_models
 from gradreg.ui.labels import label
@@ -24,6 +26,26 @@ from gradreg.viz import page_figures
 def max_train_seconds() -> float:
     """The longest training the app accepts (``$GRADREG_MAX_TRAIN_SECONDS``, default 10 minutes)."""
     return float(os.environ.get("GRADREG_MAX_TRAIN_SECONDS", 600))
+
+
+@st.cache_data(show_spinner=False, ttl=300, max_entries=32)
+def _step_costs(cost_key: str, threads: int) -> timing.StepCosts:
+    """A probe of one cost class of configs (``timing.cost_config`` as JSON) at ``threads`` torch threads, shared by
+    every session for five minutes: the machine's load changes, so it is measured again after that."""
+    return timing.probe(TrainConfig.from_dict(json.loads(cost_key)))
+
+
+def training_estimate(config: TrainConfig) -> tuple[float, timing.StepCosts]:
+    """(seconds ``config`` should train on this machine, the step costs measured for it): a probe of a few real
+    steps of that kind of config, about a second, cached (see ``_step_costs``)."""
+    key = json.dumps(timing.cost_config(config).to_dict(), sort_keys=True)
+    costs = _step_costs(key, torch.get_num_threads())
+    return timing.estimate(config, costs), costs
+
+
+def _measured(costs: timing.StepCosts) -> str:
+    return (f"timed on this machine: {costs.train * 1000:.3g} ms per training image, "
+            f"{costs.predict * 1000:.3g} ms per evaluated image, {costs.device}")
 
 
 def train_form(key: str = "train") -> TrainConfig | None:
@@ -57,12 +79,26 @@ def train_form(key: str = "train") -> TrainConfig | None:
     except ValueError as err:
         st.error(f"Invalid settings: {err}")
         return None
-    estimate = estimate_seconds(config)
-    if estimate > max_train_seconds():
-        st.error(f"This would take about {estimate / 60:.0f} min on this machine; the limit is "
-                 f"{max_train_seconds() / 60:.0f} min. Use fewer epochs or training images.")
+    if _existing(config) is not None or len(_busy()) >= limit("trainings"):
+        return config  # start_training says why it does not start (a probe now would time a loaded machine)
+    with st.spinner("Timing a few training steps of these settings on this machine…"):
+        refusal = _over_limit(*training_estimate(config))
+    if refusal:
+        st.error(refusal)
         return None
     return config
+
+
+def _over_limit(estimate: float, costs: timing.StepCosts) -> str:
+    """Why a run of ``estimate`` seconds is refused, or "" when it is within the server's limit."""
+    if estimate <= max_train_seconds():
+        return ""
+    return (f"This would take about {_duration(estimate)} ({_measured(costs)}); the limit is "
+            f"{_duration(max_train_seconds())}. Use fewer epochs or training images.")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,18 +109,29 @@ def _jobs() -> dict[str, TrainingJob]:
 def start_training(config: TrainConfig) -> str:
     """Start ``config`` in the background unless it exists already or another run is busy; returns a message."""
     cid = config_id(config)
-    existing = next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
-    if existing is not None:
+    if _existing(config) is not None:
         return f"Already trained: `{cid}` is loaded instead of retraining."
     if config.epochs > limit("epochs"):
         return f"{config.epochs} epochs is over this server's limit of {limit('epochs')} ($GRADREG_MAX_EPOCHS)."
-    busy = [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
+    busy = _busy()
     if len(busy) >= limit("trainings"):  # $GRADREG_MAX_TRAININGS runs at once (default 1: 2 cores, many users)
         return (f"Another run is in progress (`{busy[0].id}`; this server allows {limit('trainings')} at a time); "
                 "stop it or wait for it to finish.")
-    _jobs()[cid] = TrainingJob(config, root=checkpoints.user_dir()).start()
+    estimate, costs = training_estimate(config)
+    if refusal := _over_limit(estimate, costs):  # the form checked it; the machine may have slowed since
+        return refusal
+    _jobs()[cid] = TrainingJob(config, root=checkpoints.user_dir(), estimate_seconds=estimate).start()
     st.session_state["train.job"] = cid
-    return f"Started `{cid}` (about {estimate_seconds(config):.0f} s)."
+    return f"Started `{cid}`: about {_duration(estimate)} ({_measured(costs)})."
+
+
+def _existing(config: TrainConfig) -> dict | None:
+    cid = config_id(config)
+    return next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
+
+
+def _busy() -> list[TrainingJob]:
+    return [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
 
 
 def training_job() -> dict | None:
@@ -129,6 +176,9 @@ def _render_job(job: dict) -> None:
     with st.status(f"{title} `{job['id']}`", state=status, expanded=True):
         running = job["running"]
         text = f"{job['phase'] or 'train'} · batch {job['batch']}/{job['batches']}"
+        if job["elapsed"] is not None:
+            text += f" · {_duration(job['elapsed'])}"
+            text += f" of about {_duration(job['estimate_seconds'])}" if job["estimate_seconds"] else ""
         if running:
             text += f" · loss {running['loss']:.3f} · accuracy {running['accuracy']:.3f}"
         st.progress(progress(job), text=text)

@@ -10,8 +10,9 @@ import streamlit as st
 
 from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.lessons import panels, zoo_views
+from gradreg.training.checkpoints import CheckpointError
 from gradreg.ui import urlstate
-from gradreg.ui.catalogue import describe, short_name, usable_models
+from gradreg.ui.catalogue import delete_user_model, model_labels, short_name, usable_models
 from gradreg.ui.compute import gallery, images, robust_point, saliency_methods, saliency_metrics, test_size
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
@@ -20,12 +21,54 @@ from gradreg.ui.share import advanced
 
 def show_models(rows: list[dict], *, height: int | None = None) -> None:
     """A table of models: label, where it comes from, test accuracy, and the card's FGSM accuracy at ε = 0.1."""
-    table = [{"model": describe(m), "source": m["source"], "test accuracy": m["test_accuracy"],
+    names = model_labels(rows)
+    table = [{"model": names[m["id"]], "source": m["source"], "test accuracy": m["test_accuracy"],
               "FGSM ε=0.1": zoo_views.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
-              "epochs": m["epochs"], "dataset": m["dataset"], "id": m["id"]} for m in rows]
-    percent = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, width="stretch", hide_index=True, height=height or "auto",
-                 column_config={"test accuracy": percent, "FGSM ε=0.1": percent})
+              "epochs": m["epochs"], "training images": m["n_train"], "dataset": m["dataset"], "id": m["id"]}
+             for m in rows]
+    fgsm_help = ("White-box FGSM accuracy at ε = 0.1 from the zoo's card (its first test images). Your own models "
+                 "have no card: attack them in the Attack lab.")
+    st.dataframe(table, width="stretch", hide_index=True, height=height or "auto", column_config={
+        "test accuracy": st.column_config.NumberColumn(format="percent", help="On the whole test set."),
+        "FGSM ε=0.1": st.column_config.NumberColumn(format="percent", help=fgsm_help),
+        "training images": st.column_config.NumberColumn(help="Empty: the whole training split.")})
+
+
+def delete_own_model(rows: list[dict], *, key: str = "models.delete") -> None:
+    """Delete one of the user's own trained models after a confirmation; the zoo's are never offered. Hidden in
+    teacher mode (a class shares the server's models)."""
+    if not advanced():
+        return
+    if outcome := st.session_state.pop(f"{key}.outcome", None):  # set by the confirmation's callback
+        (st.success if outcome[0] == "deleted" else st.error)(outcome[1])
+    names = model_labels([m for m in rows if m["ok"] and m["source"] == "user"])
+    if not names:
+        return
+    with st.expander("Delete one of your trained models", icon=":material/delete:"):
+        chosen = st.selectbox("Your model", list(names), format_func=names.get, key=f"{key}.id")
+        if st.session_state.get(f"{key}.pending") != chosen:
+            st.button("Delete…", key=f"{key}.ask", on_click=_ask, args=(key, chosen))
+            return
+        st.warning(f"Delete **{names[chosen]}** (`{chosen}`)? Its file is removed from this server for every user "
+                   "and cannot be restored; the pretrained zoo is not affected.")
+        yes, no = st.columns(2)
+        yes.button("Yes, delete it", type="primary", key=f"{key}.yes", on_click=_delete,
+                   args=(key, chosen, names[chosen]))
+        no.button("Cancel", key=f"{key}.no", on_click=_ask, args=(key, None))
+
+
+def _ask(key: str, checkpoint_id: str | None) -> None:
+    st.session_state[f"{key}.pending"] = checkpoint_id
+
+
+def _delete(key: str, checkpoint_id: str, name: str) -> None:
+    st.session_state[f"{key}.pending"] = None
+    try:
+        delete_user_model(checkpoint_id)
+    except CheckpointError as err:
+        st.session_state[f"{key}.outcome"] = ("failed", f"Not deleted: {err}")
+        return
+    st.session_state[f"{key}.outcome"] = ("deleted", f"Deleted {name}.")
 
 
 def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
@@ -34,7 +77,7 @@ def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons:
     check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
     check_knob_caps(dict(params))
     bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
-    names = {m["id"]: describe(m) for m in usable_models()}
+    names = model_labels(usable_models())
     for i, cid in enumerate(ids):
         for j, eps in enumerate(epsilons):
             records.append({"model": names.get(cid, cid), "eps": eps,
@@ -47,8 +90,7 @@ def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons:
 def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
                  label_text: str = "Models") -> list[str]:
     """A multiselect of usable models (of ``dataset``, if given); returns checkpoint ids."""
-    rows = usable_models(dataset)
-    names = {m["id"]: describe(m) for m in rows}
+    names = model_labels(usable_models(dataset))
     chosen = [cid for cid in default if cid in names][:max_selections]
     picked = st.session_state.get(f"{key}.models")  # from a link: keep the usable ones, at most max_selections
     if picked is not None and picked != (kept := [cid for cid in picked if cid in names][:max_selections]):
@@ -121,26 +163,6 @@ def _knob(key: str, name: str, default: object) -> object:
     if isinstance(default, float):
         return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
     return None
-
-
-CARD_METRICS = (("clean", "Clean accuracy"), ("fgsm", "FGSM white-box"), ("pgd", "PGD white-box"),
-                ("transfer_fgsm", "FGSM from plain"), ("grad_norm", "Mean ‖∇ₓ CE‖₂"), ("max_prob", "Confidence"))
-
-
-def card_metrics(values: dict, reference: dict | None) -> None:
-    """One ``st.metric`` per card number, with the difference to the plain model."""
-    for column, (key, title) in zip(st.columns(len(CARD_METRICS)), CARD_METRICS):
-        value, base = values.get(key), (reference or {}).get(key)
-        if value is None:
-            column.metric(title, "n/a")
-        elif key == "grad_norm":
-            ratio = f"×{value / base:.2g} vs plain" if base else None
-            column.metric(title, f"{value:.3g}", ratio, delta_color="off", help="Mean input-gradient norm")
-        else:
-            delta = f"{(value - base) * 100:+.1f} pts vs plain" if base is not None else None
-            confidence = key == "max_prob"  # lower is not worse: the paper's GR models are less over-confident
-            column.metric(title, f"{value:.1%}", delta, delta_color="off" if confidence else "normal",
-                          help="Mean max probability" if confidence else None)
 
 
 def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
