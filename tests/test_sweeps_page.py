@@ -46,8 +46,10 @@ def test_the_zoo_is_a_sweep_and_its_curve_is_drawn(app, monkeypatch):
     assert folder.options == ["the shipped zoo (MNIST)"]
     figure = _figure(app)
     names = {trace.get("name") for trace in figure["data"]}
-    assert "grad_y_10" in names and "plain" in names  # each zoo entry is its own role, one seed: no band
+    assert {"grad_y", "plain", "fgsm_at"} <= names  # the λ grid is one role; one seed each: no band
     assert not any(trace.get("fill") for trace in figure["data"])
+    grad_y = next(trace for trace in figure["data"] if trace.get("name") == "grad_y")
+    assert grad_y["x"] == [0.1, 1.0, 10.0, 110.0]
     assert figure["layout"]["xaxis"]["type"] == "log"
 
 

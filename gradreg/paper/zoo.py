@@ -184,7 +184,9 @@ def zoo_trials(configs: Mapping[str, TrainConfig], replicas: Mapping[str, TrainC
 
     def trial(name: str, config: TrainConfig, replica: bool) -> Trial:
         linked = reference is not None and name != reference
-        return Trial(name=name, role=name, config=config, n_eval=n_eval, epsilons=CARD_EPSILONS,
+        entry = name.split("-seed")[0]  # a replica is a seed of its entry; the λ grid is one role, λ its axis
+        role = "grad_y" if entry.startswith("grad_y_") else entry
+        return Trial(name=name, role=role, config=config, n_eval=n_eval, epsilons=CARD_EPSILONS,
                      reference=reference if linked else None, after=(reference,) if linked else (),
                      root=str(out / SEEDS_DIR if replica else out), half=True,
                      curve_source=str(ref_path) if name in curves else None)

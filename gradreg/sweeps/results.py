@@ -79,7 +79,7 @@ def summarize(rows: Iterable[Mapping]) -> list[dict]:
     """Mean, sample standard deviation and count over seeds of every metric, per model (finished trials only).
 
     Returns:
-        One dict per group, in first-seen order: the group's config columns (no ``seed``), ``role``, ``seeds`` (the
+        One dict per group (by dataset, then roles in first-seen order, then λ): the group's config columns (no ``seed``), ``role``, ``seeds`` (the
         seeds seen), ``n``, and for each metric ``m``: ``m`` (mean), ``m_sd`` (0 for one seed) — None where no
         trial of the group has it.
     """
@@ -97,7 +97,8 @@ def summarize(rows: Iterable[Mapping]) -> list[dict]:
             values = [r[metric] for r in members if isinstance(r.get(metric), (int, float))]
             entry[metric], entry[f"{metric}_sd"] = _mean_sd(values)
         summary.append(entry)
-    return summary
+    roles = {role: i for i, role in reversed(list(enumerate(e["role"] for e in summary)))}  # first-seen order
+    return sorted(summary, key=lambda e: (e["dataset"] or "", roles[e["role"]], e["lam"] or 0.0))
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
