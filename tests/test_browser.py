@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "artifacts" / "screenshots"
 PAGES = {"home": "", "lambda_explorer": "lambda_explorer", "attack_lab": "attack_lab",
-         "saliency_compare": "saliency_compare", "train": "train", "models": "models"}
+         "saliency_compare": "saliency_compare", "train": "train", "models": "models", "sweeps": "sweeps"}
 KEY_ELEMENT = {"home": "stPlotlyChart", "lambda_explorer": "stSlider", "attack_lab": "stSlider",
-               "saliency_compare": "stPlotlyChart", "train": "stForm", "models": "stDataFrame"}
+               "saliency_compare": "stPlotlyChart", "train": "stForm", "models": "stDataFrame",
+               "sweeps": "stPlotlyChart"}
 
 THUMBS = '[data-testid="stSlider"] input[type="range"]'  # the slider thumbs (react-aria range inputs)
 

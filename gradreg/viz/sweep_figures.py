@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 
 from gradreg.viz.page_figures import COLOURS
 
+PALETTE = COLOURS + ("#000000", "#999999")  # Okabe–Ito's other two: eight roles before a colour repeats
+
 
 def _rgba(colour: str, alpha: float) -> str:
     r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
@@ -19,9 +21,10 @@ def _rgba(colour: str, alpha: float) -> str:
 
 
 def sweep_lambda(series: Sequence[Mapping], *, metric: str, percent: bool = True, height: int = 460) -> go.Figure:
-    """``metric`` against λ_eff (log axis), one colour per role: the mean over seeds as a line, ± one sd as a band,
-    every trial as a point (hover: its name and value). A role trained at λ 0 only (plain, adversarial training,
-    distillation) is a dotted horizontal line at its mean with its band across the plot.
+    """``metric`` against λ_eff (log axis), one colour per role: the mean over seeds as a line, ± one sd as a band
+    (as error bars where only some λ have seeds), every trial as a circle (hover: its name and value). A role trained
+    at λ 0 only (plain, adversarial training, distillation) is a dotted horizontal line at its mean, with its band,
+    and its trials' circles at the left edge.
 
     Args:
         series: ``lambda_series`` output; metric: the axis title; percent: accuracies in [0, 1] shown as %.
@@ -30,24 +33,27 @@ def sweep_lambda(series: Sequence[Mapping], *, metric: str, percent: bool = True
     span = (lams[0] / 2, lams[-1] * 2) if lams else (0.1, 10.0)
     scale = 100.0 if percent else 1.0
     data, shapes = [], []
-    for s, colour in zip(series, COLOURS * 8):
+    for s, colour in zip(series, PALETTE * 4):
         points, name = s["points"], s["role"]
         flat = all(p["lam"] == 0 for p in points)
         xs = list(span) if flat else [p["lam"] for p in points if p["lam"] > 0]
         chosen = points if flat else [p for p in points if p["lam"] > 0]
         means = [p["mean"] * scale for p in chosen] * (2 if flat else 1)
         sds = [p["sd"] * scale for p in chosen] * (2 if flat else 1)
-        if any(p["n"] > 1 for p in chosen):  # a band needs seeds
+        seeded = [p["n"] > 1 for p in chosen]
+        if all(seeded):  # a band where every point has seeds; error bars where only some have
             upper = [m + d for m, d in zip(means, sds)]
             lower = [m - d for m, d in zip(means, sds)]
             data.append({"type": "scatter", "x": xs + xs[::-1], "y": upper + lower[::-1], "fill": "toself",
                          "fillcolor": _rgba(colour, 0.18), "line": {"width": 0}, "hoverinfo": "skip",
                          "showlegend": False, "legendgroup": name})
+        bars = {"error_y": {"type": "data", "array": [d if n else None for d, n in zip(sds, seeded)], "width": 5,
+                            "visible": True}} if any(seeded) and not all(seeded) else {}
         data.append({"type": "scatter", "x": xs, "y": means, "mode": "lines" if flat else "lines+markers",
-                     "name": f"{name} (mean of {max(p['n'] for p in chosen)} seeds)" if any(p["n"] > 1 for p in chosen)
-                     else name, "legendgroup": name, "line": {"color": colour, "dash": "dot" if flat else "solid"},
-                     "hovertemplate": "λ %{x:g}: mean %{y:.3g}<extra>" + name + "</extra>"})
-        trial_x = [(math.sqrt(span[0] * span[1]) if flat else p["lam"]) for p in chosen for _ in p["values"]]
+                     "name": f"{name} (mean of {max(p['n'] for p in chosen)} seeds)" if any(seeded) else name,
+                     "legendgroup": name, "line": {"color": colour, "dash": "dot" if flat else "solid"},
+                     "hovertemplate": "λ %{x:g}: mean %{y:.3g}<extra>" + name + "</extra>", **bars})
+        trial_x = [(span[0] if flat else p["lam"]) for p in chosen for _ in p["values"]]  # λ-less: the left edge
         data.append({"type": "scatter", "x": trial_x, "y": [v * scale for p in chosen for v in p["values"]],
                      "mode": "markers", "marker": {"color": colour, "size": 6, "symbol": "circle-open"},
                      "text": [t for p in chosen for t in p["trials"]], "legendgroup": name, "showlegend": False,
