@@ -116,6 +116,7 @@ def randomization_check(model: nn.Module, x: torch.Tensor, target: Target, *, me
     for stage, (name, layer) in enumerate(reversed(layers), start=1):
         _reinitialize(layer, generator)
         sims = map_similarity(reference, post(saliency(randomized, x, t, method, **params)), metric)
+        valid = sims[~sims.isnan()]  # a constant map has no rank correlation: NaN, left out of the spread too
         records.append({"stage": stage, "layer": name, "similarity": sims.nanmean().item(),
-                        "similarity_std": sims[~sims.isnan()].std().item() if len(sims) > 1 else 0.0})
+                        "similarity_std": valid.std().item() if len(valid) > 1 else 0.0})
     return records
