@@ -156,6 +156,9 @@ def test_ray_backend_gives_the_serial_table_and_a_rerun_trains_nothing(serial_ru
     try:
         rows = run_sweep(_runnable(tmp_path), tmp_path, backend="ray", cpus_per_trial=1)
         again = run_sweep(_runnable(tmp_path), tmp_path, backend="ray", cpus_per_trial=1)
+        for resources in ({"gpus_per_trial": 1}, {"cpus_per_trial": 3}):  # Tune would wait for them forever
+            with pytest.raises(ValueError, match="no node of this Ray"):
+                run_sweep(_runnable(tmp_path), tmp_path / "never", backend="ray", **resources)
     finally:
         ray.shutdown()
     assert {r["trial"]: r["status"] for r in rows} == {"plain": "done", "gr": "done", "broken": "failed"}
@@ -173,6 +176,14 @@ def test_a_trial_waiting_for_a_failed_one_fails_with_that_reason(tmp_path):
     rows = run_sweep(expand(data).trials, tmp_path, backend="serial")
     assert [r["status"] for r in rows] == ["failed", "failed"]
     assert "'plain', which it waits for, failed" in rows[1]["error"]
+
+
+def test_the_dashboards_side_of_sweeps_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = "import sys, gradreg.ui.sweeps, gradreg.sweeps.results; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_bad_resources_and_backends_are_refused(tmp_path):

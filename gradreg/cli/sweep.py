@@ -45,6 +45,8 @@ def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         parser.error("give a sweep file (e.g. sweeps/smoke.toml) or --summary DIR")
     from gradreg.sweeps.spec import load_sweep, stages
 
+    if args.backend == "serial" and args.address:
+        parser.error("--address names a Ray cluster: use it with --backend ray")
     sweep = load_sweep(args.file)
     if args.dry_run:
         for number, wave in enumerate(stages(sweep.trials)):

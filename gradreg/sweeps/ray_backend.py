@@ -59,6 +59,7 @@ def run(jobs: list[tuple[Trial, str | None]], storage: Path, *, name: str, cpus_
     row as it finishes."""
     if not jobs:
         return
+    _check_fits(cpus_per_trial, gpus_per_trial)
     quiet = logging.getLogger("ray.tune")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # failed trials are reported as rows, not as tracebacks
@@ -73,6 +74,15 @@ def run(jobs: list[tuple[Trial, str | None]], storage: Path, *, name: str, cpus_
         tuner.fit()
     finally:
         quiet.setLevel(level)
+
+
+def _check_fits(cpus: int, gpus: float) -> None:
+    """Refuse a trial no node of this Ray could ever run (Tune would wait for it forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if not any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes):
+        have = "; ".join(f"{node.get('CPU', 0):g} CPUs, {node.get('GPU', 0):g} GPUs" for node in nodes) or "no nodes"
+        raise ValueError(f"no node of this Ray has {cpus} CPUs and {gpus:g} GPUs for a trial (it has: {have}); "
+                         "lower --cpus-per-trial / --gpus-per-trial or add such a node")
 
 
 def _trainable(space: dict) -> None:
