@@ -23,8 +23,9 @@ if not ids or dataset is None:
     st.info("The lesson needs zoo models in the roles distill, fgsm_at, grad_y or pgd_at (one dataset).")
     st.stop()
 st.markdown("A defence can look robust because an attack cannot *use* its gradient, not because no nearby "
-            "adversarial example exists. The tell-tale signs: PGD or the gradient-free Square attack beat FGSM, "
-            "another model's gradient beats the model's own, and many input gradients are exactly zero.")
+            "adversarial example exists. PGD beats FGSM on every model by a few points; the tell-tale signs are a "
+            "*large* gap (FGSM far above PGD, or the gradient-free Square attack beating both), another model's "
+            "gradient beating the model's own, and many input gradients that are exactly zero.")
 budget = {"masking.n": 64, "masking.steps": 20, "masking.queries": 300}  # test images, PGD steps, Square queries
 if ui.advanced():  # teacher mode: the link's values (or these defaults), no controls
     left, middle, right = st.columns(3)
@@ -53,7 +54,7 @@ def lesson() -> None:
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(table, hide_index=True, width="stretch", column_config={k: percent for k in table[0] if k != "model"})
     has_distill = "distill" in roles.values()
-    st.subheader("Why distillation “wins” FGSM" if has_distill else "What the numbers say")
+    st.subheader(masking.story_heading(rows, roles))
     if not has_distill:
         st.caption("Without a distilled model the lesson's main character is missing; the other defences still "
                    "show which attack is strongest on each.")

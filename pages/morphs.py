@@ -10,10 +10,12 @@ from gradreg.viz import lesson_figures
 ui.routed()
 ui.share("morphs.")
 st.title("Morphs")
-st.markdown("Iterated TGSM pushes the first test image of each class toward every class, with no ε-ball. On a "
-            "model with meaningful gradients the digits should *turn into* the target; on a plain model they stay "
-            "noise. A separate **judge** model reads each image: its target-class rate is our measurable stand-in "
-            "for the paper's human study.")
+st.markdown("Iterated TGSM pushes the first test image of each class toward every class, with no ε-ball. The paper "
+            "saw digits *turn into* the target on regularized models, and noise on plain ones. A separate **judge** "
+            "model reads each image, our stand-in for the paper's human study. Its target rate measures *transfer* "
+            "too: noise crafted on a plain model can fool another network without looking like the target, so "
+            "compare rates between models under the same judge (and try another judge) rather than reading one "
+            "rate as “looks like the target”.")
 manifest = ui.zoo()
 usable = ui.usable_models_or_stop()
 default, missing = zoo_views.role_ids(manifest, ("plain", "grad_y", "fgsm_at", "distill"))

@@ -124,6 +124,16 @@ def test_story_is_computed_from_the_rows():
     assert masking.masking_story([], eps=0.1, roles={}, labels=LABELS) == []
 
 
+def test_the_story_is_headed_by_whoever_wins_fgsm():
+    roles = {"D": "distill", "A": "fgsm_at", "G": "grad_y"}
+    distill_best = [_row("D", 0.99, 0.40, 0.12, 0.31), _row("A", 0.83, 0.22, 0.80, 0.94)]
+    assert masking.story_heading(distill_best, roles) == "Why distillation “wins” FGSM"
+    fgsm_at_best = [_row("D", 0.70, 0.40, 0.12, 0.31), _row("A", 0.91, 0.17, 0.80, 0.94)]
+    assert masking.story_heading(fgsm_at_best, roles) == "Why A “wins” FGSM, and what the other attacks say"
+    honest = [_row("G", 0.9, 0.9, 0.9, 0.9)]  # FGSM is its strongest attack: nothing to explain away
+    assert masking.story_heading(honest, roles) == masking.story_heading([], roles) == "What the numbers say"
+
+
 def test_morph_grid_and_judge_rates(tiny_model, linear_model, synthetic):
     x, y = synthetic
     result = morphs.morph_grid(tiny_model, x, y, steps=2, step_size=0.1, judge=linear_model)

@@ -70,14 +70,28 @@ def _defence_sentence(row: Mapping, labels: Mapping[str, str], gap: float = 0.2)
     text = (f"**{row['model']}**: FGSM {row['fgsm']:.0%}, PGD {row['pgd']:.0%}, Square {row['square']:.0%}; "
             f"its strongest attack is {labels.get(attack, attack)} ({value:.0%}).")
     if row["pgd"] < row["fgsm"] - gap:
-        text += (f" PGD is {(row['fgsm'] - row['pgd']) * 100:.0f} points below FGSM: single-step robustness "
-                 "overstates this model's.")
+        text += (f" PGD is {(row['fgsm'] - row['pgd']) * 100:.0f} points below FGSM: FGSM overstates this "
+                 "model's robustness.")
     if row["transfer"] is not None:
         fair = row["fgsm"] <= row["transfer"]
         text += (f" White-box FGSM {'≤' if fair else '>'} FGSM transferred from plain ({row['transfer']:.0%}): "
                  + ("its own gradient is the better guide, as it should be." if fair else
                     "another model's gradient attacks it better than its own, the masking signature."))
     return text
+
+
+def story_heading(rows: Sequence[Mapping], roles: Mapping[str, str]) -> str:
+    """The narrative's heading, named after whoever resists white-box FGSM best (the lesson's main character when
+    it is the distilled model)."""
+    if not rows:
+        return "What the numbers say"
+    best = max(rows, key=lambda r: r["fgsm"])
+    role = roles.get(best["model"])
+    if role == "distill":
+        return "Why distillation “wins” FGSM"
+    if role in ("fgsm_at", "grad_y", "pgd_at") and _worst(best)[0] != "fgsm":
+        return f"Why {best['model']} “wins” FGSM, and what the other attacks say"
+    return "What the numbers say"
 
 
 def masking_story(rows: Sequence[Mapping], *, eps: float, roles: Mapping[str, str],
