@@ -51,4 +51,7 @@ if digits:
     with ui.failures("The randomization check"):
         st.plotly_chart(page_figures.randomization_curves(ui.randomization_table(ids, dataset, digits, method)),
                         width="stretch", key="saliency.randomization")
-    st.caption("Layers are re-initialized from the output down; a sound method's maps should decorrelate quickly.")
+    st.caption("Layers are re-initialized from the output down; a sound method's maps should decorrelate quickly. "
+               "Methods that multiply by the input (input × gradient, integrated gradients) keep MNIST's zero "
+               "background whatever the weights, so their rank similarity stays high for every model: for them "
+               "this check cannot tell a model's maps apart.")

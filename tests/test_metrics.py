@@ -116,6 +116,11 @@ def test_randomization_check_separates_trained_from_randomized(tiny_model, synth
     layers = [name for name, m in tiny_model.named_modules() if list(m.parameters(recurse=False))]
     assert [r["stage"] for r in records] == list(range(len(layers) + 1))
     assert [r["layer"] for r in records[1:]] == layers[::-1]  # top layer first
+    assert {r["kind"] for r in records[1:]} >= {"Conv2d", "Linear"}
+    from gradreg.viz.page_figures import randomization_curves
+
+    ticks = randomization_curves({"m": records}).to_dict()["data"][0]["x"]
+    assert ticks[0] == "(trained)" and ticks[1] == f"dense {layers[-1]}" and any(t.startswith("conv ") for t in ticks)
     assert records[0]["similarity"] == 1.0
     assert max(r["similarity"] for r in records[1:]) < 0.5  # input gradients depend on every layer's weights
     assert all(torch.equal(v, state[k]) for k, v in tiny_model.state_dict().items())  # ran on a copy

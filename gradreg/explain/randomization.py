@@ -104,7 +104,8 @@ def randomization_check(model: nn.Module, x: torch.Tensor, target: Target, *, me
         metric: see ``map_similarity``; absolute: compare |maps| (Adebayo et al.'s main variant).
 
     Returns:
-        Tidy records ``{"stage", "layer", "similarity", "similarity_std"}``, stage 0 = trained model (1.0).
+        Tidy records ``{"stage", "layer", "kind", "similarity", "similarity_std"}``, stage 0 = trained model
+        (1.0); ``layer`` is the module's name in the model, ``kind`` its class (``Conv2d``, ``Linear``…).
     """
     t = resolve_target(model, x, target, y)
     post = torch.abs if absolute else (lambda m: m)
@@ -112,11 +113,11 @@ def randomization_check(model: nn.Module, x: torch.Tensor, target: Target, *, me
     randomized = copy.deepcopy(model)
     layers = [(name, m) for name, m in randomized.named_modules() if any(True for _ in m.parameters(recurse=False))]
     generator = torch.Generator().manual_seed(seed)
-    records = [{"stage": 0, "layer": "(trained)", "similarity": 1.0, "similarity_std": 0.0}]
+    records = [{"stage": 0, "layer": "(trained)", "kind": "", "similarity": 1.0, "similarity_std": 0.0}]
     for stage, (name, layer) in enumerate(reversed(layers), start=1):
         _reinitialize(layer, generator)
         sims = map_similarity(reference, post(saliency(randomized, x, t, method, **params)), metric)
         valid = sims[~sims.isnan()]  # a constant map has no rank correlation: NaN, left out of the spread too
-        records.append({"stage": stage, "layer": name, "similarity": sims.nanmean().item(),
+        records.append({"stage": stage, "layer": name, "kind": type(layer).__name__, "similarity": sims.nanmean().item(),
                         "similarity_std": valid.std().item() if len(valid) > 1 else 0.0})
     return records

@@ -201,12 +201,21 @@ def accuracy_curves(records: Sequence[Mapping[str, object]], *, height: int = 36
     return accuracy_curve(records).update_layout(height=height, margin={"l": 50, "r": 10, "t": 20, "b": 40})
 
 
+LAYER_KINDS = {"Conv2d": "conv", "Linear": "dense", "BatchNorm2d": "batch norm", "BatchNorm1d": "batch norm"}
+
+
+def _layer_label(record: Mapping[str, object]) -> str:
+    """``"(trained)"``, or the layer's kind and its name in the model: ``"dense 9"``, ``"conv 0"``."""
+    kind = str(record.get("kind") or "")
+    return f"{LAYER_KINDS.get(kind, kind.lower())} {record['layer']}".strip() if kind else str(record["layer"])
+
+
 def randomization_curves(records: Mapping[str, Sequence[Mapping[str, object]]]) -> go.Figure:
     """Similarity of the trained model's maps to those after re-initializing layers top-down (Adebayo et al. 2018),
     one line per model; a map that stays similar does not depend on the learned weights (fails the check)."""
     data = []
     for (name, rows), colour in zip(records.items(), COLOURS * 4):
-        data.append({"type": "scatter", "x": [r["layer"] for r in rows], "y": [r["similarity"] for r in rows],
+        data.append({"type": "scatter", "x": [_layer_label(r) for r in rows], "y": [r["similarity"] for r in rows],
                      "mode": "lines+markers", "name": name, "line": {"color": colour},
                      "error_y": {"type": "data", "array": [r["similarity_std"] for r in rows], "visible": True}})
     layout = {"height": 320, "margin": {"l": 50, "r": 10, "t": 30, "b": 60}, "xaxis": {"title": {
