@@ -30,7 +30,6 @@ def title(name: str) -> str:
 titles = {c["name"]: title(c["name"]) for c in candidates}
 st.session_state.setdefault("quiz.seed", random.randrange(1_000_000))
 st.session_state.setdefault("quiz.answers", {})  # seed → whether the guess was right
-eps = st.select_slider("ε of the adversarial examples (FGSM, L∞)", [0.1, 0.2, 0.3], value=0.2, key="quiz.eps")
 
 
 def answer(seed: int, guess: str, truth: str) -> None:
@@ -42,6 +41,10 @@ def next_question() -> None:
 
 
 seed = st.session_state["quiz.seed"]
+if quiz.drawn_kind(len(candidates), seed) == "adversarial":  # a map question attacks nothing: no ε to choose
+    eps = st.select_slider("ε of the adversarial examples (FGSM, L∞)", [0.1, 0.2, 0.3], value=0.2, key="quiz.eps")
+else:
+    eps = st.session_state.get("quiz.eps", 0.2)
 with ui.failures("Making the question", stop=True):
     q = ui.quiz_question(tuple((c["name"], c["id"]) for c in candidates), manifest["dataset"], seed, float(eps))
 answers = st.session_state["quiz.answers"]

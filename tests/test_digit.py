@@ -174,6 +174,8 @@ def test_quiz_questions_are_deterministic_and_the_answer_is_a_choice(quiz_models
     seen = {(q["kind"], q["index"], q["answer"]) for q in (quiz.make_question(quiz_models, x, y, seed=s)
                                                              for s in range(8))}
     assert len(seen) > 1, "different seeds ask different questions"
+    kinds = [quiz.make_question(quiz_models, x, y, seed=s)["kind"] for s in range(8)]
+    assert [quiz.drawn_kind(len(quiz_models), s) for s in range(8)] == kinds and len(set(kinds)) == 2
 
 
 def test_quiz_question_shows_the_answers_own_picture(quiz_models, synthetic):

@@ -105,6 +105,15 @@ def test_quiz_right_answer_scores_and_next_question_moves_on(app, tiny_zoo):
     assert all(b.disabled for b in app.button if b.key.startswith("quiz.choice.")), "one guess per question"
 
 
+def test_quiz_offers_an_eps_only_for_questions_that_attack(app):
+    from gradreg.lessons import quiz
+
+    for seed in range(6):
+        _open(app, "pages/quiz.py", **{"quiz.seed": seed})
+        sliders = [s for s in app.select_slider if s.key == "quiz.eps"]
+        assert len(sliders) == (quiz.drawn_kind(3, seed) == "adversarial"), seed
+
+
 def test_story_steps_forward_and_back(app):
     _open(app, "pages/story.py")
     assert app.segmented_control(key="story.step").value == 0

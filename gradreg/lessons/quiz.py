@@ -22,6 +22,14 @@ from gradreg.lessons.zoo_views import showcase
 from gradreg.paper.zoo import REFERENCE
 
 KINDS = ("saliency", "adversarial")
+
+
+def drawn_kind(n_models: int, seed: int) -> str:
+    """The kind of question ``make_question`` draws for ``seed`` among ``n_models`` (before computing anything), so
+    a page shows the ε slider only for the questions that attack."""
+    rng = np.random.default_rng(seed)
+    rng.integers(n_models)  # the answer's draw comes first, as in make_question
+    return KINDS[int(rng.integers(len(KINDS)))]
 POOL = 64  # test images per question: one is shown, the averages in the explanation use all of them
 CONTRASTS = ("fgsm_at", "distill", "pgd_at", "both", "grad_uniform")  # zoo names that look unlike plain and Grad Reg
 

@@ -95,7 +95,8 @@ def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (
     picked = st.session_state.get(f"{key}.models")  # from a link: keep the usable ones, at most max_selections
     if picked is not None and picked != (kept := [cid for cid in picked if cid in names][:max_selections]):
         st.session_state[f"{key}.models"] = kept
-    return st.multiselect(label_text, list(names), default=chosen, format_func=names.get,
+    kept_default = None if f"{key}.models" in st.session_state else chosen  # a link's value is not also a default
+    return st.multiselect(label_text, list(names), default=kept_default, format_func=names.get,
                           max_selections=max_selections, key=f"{key}.models")
 
 
