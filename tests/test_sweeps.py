@@ -231,3 +231,20 @@ def test_results_rows_are_plain_json(serial_run):
     storage, _, _ = serial_run
     for line in (storage / RESULTS).read_text().splitlines():
         json.loads(line)  # NaN and Infinity are refused on write (allow_nan=False)
+
+
+def test_a_sweep_stopped_midway_resumes_where_it_stopped(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    trials = expand(tiny_sweep({"name": "gr", "regularizer": "grad_y", "lam": 1.0})).trials
+
+    def on_event(event, details):
+        if event == "done":
+            stop.set()  # as Ctrl-C would, once the first trial has finished
+
+    first = run_sweep(trials, tmp_path, backend="serial", stop=stop, on_event=on_event)
+    assert [r["status"] for r in first] == ["done", "failed"] and "stopped" in first[1]["error"]
+    assert not (tmp_path / "checkpoints" / f"{trials[1].id}.safetensors").exists(), "a stopped run saves nothing"
+    again = run_sweep(trials, tmp_path, backend="serial")
+    assert [(r["trial"], r["trained"]) for r in again] == [("plain", False), ("gr", True)]
