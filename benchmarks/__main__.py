@@ -1,7 +1,7 @@
 """How fast gradreg is, as ratios against peers measured in the same run: prints a markdown table, writes JSON.
 
     python -m benchmarks [--quick] [--device cpu|cuda|auto] [--out benchmarks/results/<machine>.json]
-                         [--only training,attacks,saliency,ui,coldstart,zoo,sweeps] [--threads N]
+                         [--only training,attacks,saliency,ui,coldstart,firstvisit,zoo,sweeps] [--threads N]
 
 Sections whose dependencies are missing (Captum, Streamlit) are skipped with a note, so the command runs on a GPU
 machine that has only torch.
@@ -25,7 +25,7 @@ from benchmarks import attacks, report, saliency, training
 from benchmarks.report import row
 from benchmarks.timing import context, resolve_device
 
-SECTIONS = ("training", "attacks", "saliency", "ui", "coldstart", "zoo", "sweeps")
+SECTIONS = ("training", "attacks", "saliency", "ui", "coldstart", "firstvisit", "zoo", "sweeps")
 ZOO_TARGET_S = 15 * 60
 
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
     have = {name: importlib.util.find_spec(name) is not None for name in ("captum", "streamlit")}
     q = args.quick
     # The dashboard first, before the heavy sections have grown the process and its allocator.
-    for section, needs in (("ui", "streamlit"), ("coldstart", "streamlit")):
+    for section, needs in (("ui", "streamlit"), ("coldstart", "streamlit"), ("firstvisit", "streamlit")):
         if section not in args.only:
             continue
         if not have[needs]:
@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> dict:
             from benchmarks import ui_timings
 
             rows_, raw["ui"] = ui_timings.measure(moves=2 if q else 5)
+        elif section == "firstvisit":
+            from benchmarks import first_visit
+
+            rows_, raw["firstvisit"] = first_visit.measure(only=("home",) if q else None)
         else:
             from benchmarks import coldstart
 

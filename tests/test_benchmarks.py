@@ -65,3 +65,13 @@ def test_sweeps_section_times_serial_and_ray(tmp_path):
     rows = [r for r in result["rows"] if r["section"] == "sweeps"]
     assert len(rows) == 2 and all(r["seconds"] > 0 and r["peer_seconds"] > 0 for r in rows)
     assert result["raw"]["sweeps"]["trials"] == 2
+
+
+@pytest.mark.slow
+def test_first_visit_section_times_a_fresh_process_per_page(tmp_path):
+    from benchmarks.first_visit import pages
+
+    assert ("pages/home.py", "Home") in pages() and len(pages()) >= 13  # read from app.py
+    result = _run(tmp_path, "--only", "firstvisit")  # --quick: Home only
+    (home,) = result["rows"]
+    assert home["section"] == "first visit" and home["seconds"] > 0 and home["target"] == "≤ 0.5 s"
