@@ -175,6 +175,9 @@ def test_training_runs_in_the_background_and_shows_everywhere(app):
     _submit(app, epochs=1)
     _wait_for(app, lambda a: any("Test accuracy" in s.value for s in a.success))
     assert app.get("plotly_chart"), "the loss and accuracy curves"
+    (bar,) = app.get("progress")
+    assert bar.proto.text.startswith("done ·") and "batch" not in bar.proto.text, bar.proto.text
+    assert bar.proto.value == 100
     app.switch_page("pages/models.py").run()
     assert any("(yours)" in row for row in app.dataframe[0].value["model"])
     app.switch_page("pages/train.py").run()
@@ -189,6 +192,8 @@ def test_stop_button_stops_a_run(app, monkeypatch):
     _wait_for(app, lambda a: any(b.label == "Stop" for b in a.button))
     next(b for b in app.button if b.label == "Stop").click().run()
     _wait_for(app, lambda a: any("nothing was saved" in w.value for w in a.warning))
+    (bar,) = app.get("progress")
+    assert bar.proto.text.startswith("stopped ·") and "batch" not in bar.proto.text, bar.proto.text
 
 
 def test_train_refuses_long_runs(app, monkeypatch):
