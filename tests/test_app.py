@@ -204,7 +204,7 @@ def test_train_refuses_long_runs(app, monkeypatch):
     assert any("limit" in e.value for e in app.error)
 
 
-def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, monkeypatch):
+def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tiny_zoo, tmp_path, monkeypatch):
     user = tmp_path / "mine"
     user.mkdir()
     for f in tiny_ckpt_dir.iterdir():
@@ -216,3 +216,20 @@ def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, mon
     assert any("evil.pt" in w.value for w in app.warning)
     assert len(app.dataframe) == 2
     assert len(app.dataframe[0].value) == 7, "six zoo models and the user's one"
+    where = " ".join(m.value for m in app.markdown)
+    assert f"`{tiny_zoo}`" in where and f"`{user}`" in where, "the server's directories, for whoever runs it"
+
+
+def _texts(block) -> list[str]:
+    """The text of every element under an AppTest block (values, labels, bodies)."""
+    return [str(getattr(node, attr)) for node in block for attr in ("value", "label", "body")
+            if isinstance(getattr(node, attr, None), str)]
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/models.py", "pages/train.py"])
+def test_the_sidebar_shows_no_server_paths(app, page, tiny_zoo, tmp_path):
+    _open(app, page)
+    texts = _texts(app.sidebar)
+    assert texts, "the sidebar has content (navigation, teaching box)"
+    leaks = [t for t in texts if str(tiny_zoo) in t or str(tmp_path) in t or "/home/" in t or "/tmp/" in t]
+    assert not leaks, leaks
