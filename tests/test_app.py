@@ -40,7 +40,16 @@ def test_home_shows_the_comparison_and_the_models(app):
     assert any(s.value == "Models available: 6" for s in app.subheader)
     (figure,) = _charts(app)
     assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
-    assert len(app.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
+    assert len(app.main.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
+
+
+def test_the_sidebar_links_every_page_once(app):
+    """app.py draws the navigation (Streamlit's own is off, see ``ui.sidebar_navigation``): one link per page."""
+    app.run()
+    links = [link.proto for link in app.sidebar.get("page_link")]
+    assert [link.label for link in links][:2] == ["Home", "λ explorer"]
+    pages = [link.page for link in links]
+    assert len(pages) == len(set(pages)) == len(list((ROOT / "pages").glob("*.py"))), pages
 
 
 def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):

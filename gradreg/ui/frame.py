@@ -71,6 +71,17 @@ def within_limits(**requested: int) -> None:
             check_limit(name, int(value))
 
 
+def sidebar_navigation(pages: list) -> None:
+    """``app.py``'s pages (``st.Page``) as links at the top of the sidebar, the current one highlighted.
+
+    Streamlit's own navigation is off (``client.showSidebarNavigation`` in ``.streamlit/config.toml``): while no
+    script in a fresh server has called ``st.navigation``, Streamlit lists ``pages/`` by file name ("app", "attack
+    lab", …), and the first visitor saw that list until ``app.py`` replaced it. The switch hides both lists, so the
+    app draws its own."""
+    for page in pages:
+        st.sidebar.page_link(page)
+
+
 def sidebar_status() -> None:
     """A running training's progress and misconfigured caps (``gradreg.ui.limits``: their defaults apply), on every
     page. No server paths: students see the sidebar; the Models & data page shows them (``model_dirs``)."""
