@@ -68,7 +68,7 @@ def test_broken_zoo_files_give_messages_not_tracebacks(app, monkeypatch, tiny_zo
     zoo = tmp_path / "zoo"
     zoo.mkdir()
     for f in tiny_zoo.iterdir():
-        if "-lam110-" not in f.name:  # the manifest still lists the λ = 110 model (the page's default): file gone
+        if f.is_file() and "-lam110-" not in f.name:  # the manifest still lists the λ = 110 model: file gone
             (zoo / f.name).write_bytes(f.read_bytes())
     monkeypatch.setenv("GRADREG_ZOO_DIR", str(zoo))
     _open(app, "pages/lambda_explorer.py")
