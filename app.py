@@ -24,7 +24,8 @@ pages = [
 ]
 if not ui.advanced():  # teacher mode (?teacher=1): a class does not start training runs on the shared server
     pages = [p for p in pages if p.url_path != "train"]
-page = st.navigation(pages)
+page = st.navigation(pages, position="hidden")  # routing only; the links: see ui.sidebar_navigation
+ui.sidebar_navigation(pages)
 ui.sidebar_status()
 ui.teaching_box()
 ui.enter_page(page)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import platform
 import re
 import sys
@@ -44,21 +43,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _zoo_dir() -> Path:
-    return Path(os.environ.get("GRADREG_ZOO_DIR", Path(__file__).resolve().parent.parent / "checkpoints"))
-
-
 def _model_and_images(device: torch.device, n: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, str]:
     """The zoo's plain model (frozen, eval), or a fresh small_cnn when no zoo is there, and ``n`` test images."""
     from gradreg.core.data import load_dataset
     from gradreg.core.models import build_model
     from gradreg.paper.zoo import read_manifest
-    from gradreg.training.checkpoints import load
+    from gradreg.training.checkpoints import load, zoo_dir
 
-    manifest = read_manifest(_zoo_dir())
+    manifest = read_manifest(zoo_dir())
     plain = next((m for m in (manifest or {}).get("models", []) if m["name"] == "plain"), None)
     if plain is not None:
-        model, name = load(_zoo_dir() / plain["file"]).build(frozen=True, device=device), f"zoo {plain['id']}"
+        model, name = load(zoo_dir() / plain["file"]).build(frozen=True, device=device), f"zoo {plain['id']}"
         dataset = manifest["dataset"]
     else:
         torch.manual_seed(0)
@@ -70,8 +65,9 @@ def _model_and_images(device: torch.device, n: int) -> tuple[torch.nn.Module, to
 
 def _zoo_rows() -> tuple[list, dict]:
     from gradreg.paper.zoo import read_manifest
+    from gradreg.training.checkpoints import zoo_dir
 
-    manifest = read_manifest(_zoo_dir()) or {}
+    manifest = read_manifest(zoo_dir()) or {}
     entries = manifest.get("models", []) + manifest.get("replicas", [])
     # A build resumed after an interruption records only its last run in built_seconds: the sum of every model's
     # own training time is the zoo's cost (models trained side by side each count in full).
@@ -80,7 +76,7 @@ def _zoo_rows() -> tuple[list, dict]:
     return [row("zoo", f"training the default zoo ({len(entries)} models, sum of their train_seconds)", None, minutes,
                 unit="min", target="≤ 15 min on 2 cores", met=None if minutes is None else minutes <= 15,
                 seconds=seconds, note="recorded in manifest.json by `python -m gradreg zoo`, not rerun")], {
-        "train_seconds": seconds, "built_seconds": manifest.get("built_seconds"), "zoo": str(_zoo_dir())}
+        "train_seconds": seconds, "built_seconds": manifest.get("built_seconds"), "zoo": str(zoo_dir())}
 
 
 def _default_out(device: torch.device, quick: bool) -> Path:

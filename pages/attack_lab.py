@@ -35,6 +35,8 @@ def lab() -> None:
             images, bars = st.columns([5, 2])
             images.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"attack.row.{cid}")
             bars.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")
+    st.caption("Perturbation: red brightens a pixel, blue darkens it. Saliency, for the class predicted on that image: "
+               "red raises it, blue lowers it.")
 
 
 @ui.fragment

@@ -21,3 +21,6 @@ for m in broken:
     st.warning(f"Unusable file `{m['path']}`: {m['reason']}")
 st.subheader("Datasets")
 st.dataframe(ui.datasets(), width="stretch", hide_index=True)
+st.subheader("Where the files are")
+st.caption("For whoever runs this server: set these variables before `streamlit run app.py` to use other folders.")
+st.markdown("\n".join(f"- {what}: `{path}` (`${variable}`)" for what, variable, path in ui.model_dirs()))

@@ -62,6 +62,8 @@ else:
               {"z": q["delta"], "kind": "signed", "level": q["eps"], "name": "perturbation"}]]
     columns = ["test digit", "adversarial", "perturbation"]
 st.plotly_chart(page_figures.image_grid(cells, column_titles=columns, cell_px=220), width="content", key="quiz.picture")
+st.caption("Red raises the predicted class's score, blue lowers it." if q["kind"] == "saliency" else
+           "Perturbation: red brightens a pixel, blue darkens it.")
 for column, name in zip(st.columns(len(q["choices"])), q["choices"]):
     column.button(titles[name], key=f"quiz.choice.{name}", on_click=answer, args=(seed, name, q["answer"]),
                   disabled=seed in answers, width="stretch")

@@ -50,6 +50,8 @@ def attacked(entry: dict) -> None:
         left, right = st.columns([5, 2])
         left.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"story.row.{step}")
         right.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"story.bars.{step}")
+        st.caption("Perturbation: red brightens a pixel, blue darkens it. Saliency (input gradient of the class "
+                   "predicted on that image): red raises it, blue lowers it.")
 
 
 if step == 0:

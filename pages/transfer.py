@@ -61,6 +61,7 @@ def panel() -> None:
                     f"{cell['n_disagree']}. First the fooling ones, then the disagreements (column title: label → "
                     f"{names[model]}'s answer).")
         st.plotly_chart(lesson_figures.cell_figure(cell), width="stretch", key="transfer.examples")
+        st.caption("δ = crafted − clean: red brightens a pixel, blue darkens it.")
 
 
 panel()

@@ -40,7 +40,16 @@ def test_home_shows_the_comparison_and_the_models(app):
     assert any(s.value == "Models available: 6" for s in app.subheader)
     (figure,) = _charts(app)
     assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
-    assert len(app.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
+    assert len(app.main.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
+
+
+def test_the_sidebar_links_every_page_once(app):
+    """app.py draws the navigation (Streamlit's own is off, see ``ui.sidebar_navigation``): one link per page."""
+    app.run()
+    links = [link.proto for link in app.sidebar.get("page_link")]
+    assert [link.label for link in links][:2] == ["Home", "λ explorer"]
+    pages = [link.page for link in links]
+    assert len(pages) == len(set(pages)) == len(list((ROOT / "pages").glob("*.py"))), pages
 
 
 def test_pages_explain_a_missing_zoo(app, monkeypatch, tmp_path):
@@ -59,7 +68,7 @@ def test_broken_zoo_files_give_messages_not_tracebacks(app, monkeypatch, tiny_zo
     zoo = tmp_path / "zoo"
     zoo.mkdir()
     for f in tiny_zoo.iterdir():
-        if f.is_file() and "-lam110-" not in f.name:  # the manifest still lists the λ = 110 model (the default): gone
+        if f.is_file() and "-lam110-" not in f.name:  # the manifest still lists the λ = 110 model: file gone
             (zoo / f.name).write_bytes(f.read_bytes())
     monkeypatch.setenv("GRADREG_ZOO_DIR", str(zoo))
     _open(app, "pages/lambda_explorer.py")
@@ -175,6 +184,9 @@ def test_training_runs_in_the_background_and_shows_everywhere(app):
     _submit(app, epochs=1)
     _wait_for(app, lambda a: any("Test accuracy" in s.value for s in a.success))
     assert app.get("plotly_chart"), "the loss and accuracy curves"
+    (bar,) = app.get("progress")
+    assert bar.proto.text.startswith("done ·") and "batch" not in bar.proto.text, bar.proto.text
+    assert bar.proto.value == 100
     app.switch_page("pages/models.py").run()
     assert any("(yours)" in row for row in app.dataframe[0].value["model"])
     app.switch_page("pages/train.py").run()
@@ -189,6 +201,8 @@ def test_stop_button_stops_a_run(app, monkeypatch):
     _wait_for(app, lambda a: any(b.label == "Stop" for b in a.button))
     next(b for b in app.button if b.label == "Stop").click().run()
     _wait_for(app, lambda a: any("nothing was saved" in w.value for w in a.warning))
+    (bar,) = app.get("progress")
+    assert bar.proto.text.startswith("stopped ·") and "batch" not in bar.proto.text, bar.proto.text
 
 
 def test_train_refuses_long_runs(app, monkeypatch):
@@ -199,7 +213,7 @@ def test_train_refuses_long_runs(app, monkeypatch):
     assert any("limit" in e.value for e in app.error)
 
 
-def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, monkeypatch):
+def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tiny_zoo, tmp_path, monkeypatch):
     user = tmp_path / "mine"
     user.mkdir()
     for f in tiny_ckpt_dir.iterdir():
@@ -211,3 +225,20 @@ def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tmp_path, mon
     assert any("evil.pt" in w.value for w in app.warning)
     assert len(app.dataframe) == 2
     assert len(app.dataframe[0].value) == 7, "six zoo models and the user's one"
+    where = " ".join(m.value for m in app.markdown)
+    assert f"`{tiny_zoo}`" in where and f"`{user}`" in where, "the server's directories, for whoever runs it"
+
+
+def _texts(block) -> list[str]:
+    """The text of every element under an AppTest block (values, labels, bodies)."""
+    return [str(getattr(node, attr)) for node in block for attr in ("value", "label", "body")
+            if isinstance(getattr(node, attr, None), str)]
+
+
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/models.py", "pages/train.py"])
+def test_the_sidebar_shows_no_server_paths(app, page, tiny_zoo, tmp_path):
+    _open(app, page)
+    texts = _texts(app.sidebar)
+    assert texts, "the sidebar has content (navigation, teaching box)"
+    leaks = [t for t in texts if str(tiny_zoo) in t or str(tmp_path) in t or "/home/" in t or "/tmp/" in t]
+    assert not leaks, leaks

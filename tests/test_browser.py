@@ -128,8 +128,9 @@ def test_deep_link_as_first_request_keeps_the_router(page, server):
     """The first request this server sees is a deep link (tests run in file order): the page must still come with
     app.py's navigation and wide layout, not Streamlit's legacy pages/ listing (see ``ui.routed``)."""
     _open(page, server, "attack_lab")
-    navigation = page.locator('[data-testid="stSidebarNav"]').inner_text()
-    assert "λ explorer" in navigation and "app" not in navigation.split()
+    navigation = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]').all_inner_texts()
+    assert any(text.endswith("λ explorer") for text in navigation), navigation  # after the icon's name
+    assert not any(text.split()[-1] == "app" for text in navigation), navigation
     _no_exception(page)
 
 

@@ -4,8 +4,9 @@ Nothing is ever unpickled. Writes are atomic (temp file in the same directory, f
 never leaves a half-written checkpoint under a checkpoint's name; leftover temp files are hidden, never listed, and
 removed by the next save of that id. Writers of one id hold an OS lock (``fcntl.flock`` on ``.<id>.lock``, POSIX
 only), so two processes training the same config never both train it: one trains, the other waits, then loads.
-Shipped models live in ``checkpoints/``; new ones go to ``$GRADREG_CHECKPOINT_DIR`` (default
-``~/.cache/gradreg/checkpoints``), where ``delete`` may remove them again (never a shipped one).
+Shipped models live in ``checkpoints/`` (elsewhere: ``$GRADREG_ZOO_DIR``, see ``zoo_dir``); new ones go to
+``$GRADREG_CHECKPOINT_DIR`` (default ``~/.cache/gradreg/checkpoints``), where ``delete`` may remove them again (never
+a shipped one).
 """
 
 from __future__ import annotations
@@ -89,9 +90,15 @@ def user_dir() -> Path:
     return Path(os.environ.get("GRADREG_CHECKPOINT_DIR") or Path.home() / ".cache" / "gradreg" / "checkpoints")
 
 
+def zoo_dir() -> Path:
+    """The pretrained zoo's directory: ``$GRADREG_ZOO_DIR``, else the repository's ``checkpoints/`` (``SHIPPED_DIR``).
+    A pip-installed gradreg (Colab) has no zoo beside it: point the variable at a checkout's ``checkpoints/``."""
+    return Path(os.environ.get("GRADREG_ZOO_DIR") or SHIPPED_DIR)
+
+
 def search_dirs() -> list[Path]:
-    """Where checkpoints are looked up, user directory first."""
-    return [user_dir(), SHIPPED_DIR]
+    """Where checkpoints are looked up by id: the user directory first, then the zoo (``zoo_dir``)."""
+    return [user_dir(), zoo_dir()]
 
 
 def code_version() -> str:

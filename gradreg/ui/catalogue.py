@@ -7,7 +7,6 @@ app go to ``$GRADREG_CHECKPOINT_DIR``. Cache keys are primitives: paths, ids and
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +18,15 @@ from gradreg.core.data import dataset_status
 from gradreg.lessons import zoo_views
 from gradreg.paper.zoo import read_manifest
 from gradreg.training import checkpoints
+from gradreg.training.checkpoints import zoo_dir  # one reading of $GRADREG_ZOO_DIR, the library's
 from gradreg.ui.labels import label
 
 
-def zoo_dir() -> Path:
-    """The pretrained zoo's directory (``$GRADREG_ZOO_DIR``, default the shipped ``checkpoints/``)."""
-    return Path(os.environ.get("GRADREG_ZOO_DIR") or checkpoints.SHIPPED_DIR)
+def model_dirs() -> list[tuple[str, str, Path]]:
+    """This server's model directories as (what, environment variable, directory), for whoever runs it (the Models &
+    data page; the sidebar, which students see, shows no server paths)."""
+    return [("Pretrained zoo", "GRADREG_ZOO_DIR", zoo_dir()),
+            ("Models trained here", "GRADREG_CHECKPOINT_DIR", checkpoints.user_dir())]
 
 
 def _stamp(path: Path) -> int:

@@ -14,7 +14,6 @@ import torch
 from gradreg.core.data import CorruptDataset, DatasetUnavailable
 from gradreg.training import checkpoints
 from gradreg.training.jobs import progress
-from gradreg.ui.catalogue import zoo_dir
 from gradreg.ui.limits import check_limit, problems
 from gradreg.ui.train_panel import training_job
 
@@ -72,12 +71,22 @@ def within_limits(**requested: int) -> None:
             check_limit(name, int(value))
 
 
+def sidebar_navigation(pages: list) -> None:
+    """``app.py``'s pages (``st.Page``) as links at the top of the sidebar, the current one highlighted.
+
+    Streamlit's own navigation is off (``client.showSidebarNavigation`` in ``.streamlit/config.toml``): while no
+    script in a fresh server has called ``st.navigation``, Streamlit lists ``pages/`` by file name ("app", "attack
+    lab", …), and the first visitor saw that list until ``app.py`` replaced it. The switch hides both lists, so the
+    app draws its own."""
+    for page in pages:
+        st.sidebar.page_link(page)
+
+
 def sidebar_status() -> None:
-    """Where the models come from, a running training's progress, and misconfigured caps (``gradreg.ui.limits``: their
-    defaults apply), on every page."""
+    """A running training's progress and misconfigured caps (``gradreg.ui.limits``: their defaults apply), on every
+    page. No server paths: students see the sidebar; the Models & data page shows them (``model_dirs``)."""
     for problem in problems():
         st.sidebar.warning(f"Server limit ignored: {problem}")
     job = training_job()
     if job is not None and job["state"] == "running":
         st.sidebar.progress(progress(job), text=f"Training `{job['id']}`")
-    st.sidebar.caption(f"Zoo: `{zoo_dir()}` · your models: `{checkpoints.user_dir()}`")

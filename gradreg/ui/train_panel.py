@@ -174,8 +174,9 @@ def _render_job(job: dict) -> None:
     title = {"running": "Training", "done": "Trained", "stopped": "Stopped", "failed": "Failed"}[state]
     status = {"running": "running", "done": "complete", "stopped": "error", "failed": "error"}[state]
     with st.status(f"{title} `{job['id']}`", state=status, expanded=True):
-        running = job["running"]
-        text = f"{job['phase'] or 'train'} · batch {job['batch']}/{job['batches']}"
+        running = job["running"] if state == "running" else {}  # a finished run's last batch is no news
+        # once it ended, its state ("done", "stopped", "failed"), not the batch counter it was reset to
+        text = f"{job['phase'] or 'train'} · batch {job['batch']}/{job['batches']}" if state == "running" else state
         if job["elapsed"] is not None:
             text += f" · {_duration(job['elapsed'])}"
             text += f" of about {_duration(job['estimate_seconds'])}" if job["estimate_seconds"] else ""
