@@ -41,7 +41,9 @@ n = left.number_input("Test images (the first N)", 8, 256, 16, step=8, key="sali
 if methods and right.toggle("Compute the metrics table", value=False, key="saliency.metrics"):
     with ui.failures("Computing the metrics"):
         st.dataframe(ui.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
-    st.caption("Means over the images. Lower total variation = smoother; stroke mass vs stroke fraction = how much "
+    st.caption(f"Means over the first {int(n)} test images (the λ explorer's gradient norm is the cards' mean over "
+               f"the zoo's first {(ui.zoo() or {}).get('n_eval', '?')}: a different set, so a different number). "
+               "Lower total variation = smoother; stroke mass vs stroke fraction = how much "
                "attribution sits on the digit; deletion AUC lower and insertion AUC higher = more faithful; "
                "randomization similarity lower = the map depends on the learned weights (Adebayo et al. 2018).")
 

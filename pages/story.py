@@ -92,7 +92,8 @@ elif step == 4:
     authors = next((s for s in sweep if s["lam"] == zoo_views.AUTHORS_LAMBDAS["grad_y"]), None)
     at_authors = (f" At the authors' own choice, λ_eff = {authors['lam']:g} (`{authors['name']}`), it keeps "
                   f"{authors['clean']:.1%}." if authors else "")
-    st.markdown(f"{lead}: clean accuracy {p['clean']:.1%} for plain, {r['clean']:.1%} at λ_eff = {lam:g}, "
+    st.markdown(f"{lead}: clean accuracy on the zoo's first {n} test images {p['clean']:.1%} for plain, "
+                f"{r['clean']:.1%} at λ_eff = {lam:g}, "
                 f"{top['clean']:.1%} at the zoo's largest λ_eff = {top['lam']:g}.{at_authors} The authors chose λ on "
                 "transferred FGSM examples and warn that too large a λ costs accuracy; how much also depends on the "
                 "network and its training (the README's recipe ablation).")

@@ -19,18 +19,24 @@ from gradreg.ui.limits import check_knob_caps, check_limit
 from gradreg.ui.share import advanced
 
 
+TEST_ACCURACY = "test accuracy (all test images)"
+
+
 def show_models(rows: list[dict], *, height: int | None = None) -> None:
     """A table of models: label, where it comes from, test accuracy, and the card's FGSM accuracy at ε = 0.1."""
     names = model_labels(rows)
-    table = [{"model": names[m["id"]], "source": m["source"], "test accuracy": m["test_accuracy"],
-              "FGSM ε=0.1": zoo_views.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
+    sizes = sorted({m["card"]["n"] for m in rows if m["card"]})
+    fgsm = f"FGSM ε=0.1 (first {sizes[0]} test images)" if len(sizes) == 1 else "FGSM ε=0.1 (card's test images)"
+    table = [{"model": names[m["id"]], "source": m["source"], TEST_ACCURACY: m["test_accuracy"],
+              fgsm: zoo_views.card_values(m["card"], 0.1)["fgsm"] if m["card"] else None,
               "epochs": m["epochs"], "training images": m["n_train"], "dataset": m["dataset"], "id": m["id"]}
              for m in rows]
     fgsm_help = ("White-box FGSM accuracy at ε = 0.1 from the zoo's card (its first test images). Your own models "
                  "have no card: attack them in the Attack lab.")
     st.dataframe(table, width="stretch", hide_index=True, height=height or "auto", column_config={
-        "test accuracy": st.column_config.NumberColumn(format="percent", help="On the whole test set."),
-        "FGSM ε=0.1": st.column_config.NumberColumn(format="percent", help=fgsm_help),
+        TEST_ACCURACY: st.column_config.NumberColumn(format="percent", help="On the whole test set, as stored with "
+                                                     "the model (the cards' clean accuracy uses their first images)."),
+        fgsm: st.column_config.NumberColumn(format="percent", help=fgsm_help),
         "training images": st.column_config.NumberColumn(help="Empty: the whole training split.")})
 
 
