@@ -20,7 +20,8 @@ ui.delete_own_model(usable)  # hidden in teacher mode; the zoo's models are neve
 for m in broken:
     st.warning(f"Unusable file `{m['path']}`: {m['reason']}")
 st.subheader("Datasets")
-st.dataframe(ui.datasets(), width="stretch", hide_index=True)
+st.markdown("\n".join(f"- **{d['name']}**: {'available' if d['available'] else 'not available'}. {d['detail']}"
+                      for d in ui.datasets()))  # a list, not a table: the reasons are sentences, never cut off
 st.subheader("Where the files are")
 st.caption("For whoever runs this server: set these variables before `streamlit run app.py` to use other folders.")
 st.markdown("\n".join(f"- {what}: `{path}` (`${variable}`)" for what, variable, path in ui.model_dirs()))

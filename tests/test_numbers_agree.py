@@ -45,3 +45,11 @@ def test_the_plain_models_numbers_agree_and_name_their_images(app, tiny_zoo):
     metric = next(m for m in app.metric if m.label == "Clean accuracy")
     assert metric.value == f"{entry['card']['clean']:.1%}"
     assert f"first {n} test images" in metric.proto.help
+
+
+def test_the_datasets_list_shows_every_reason_whole(app, monkeypatch):
+    monkeypatch.delenv("GRADREG_IDX_DIR", raising=False)
+    _open(app, "pages/models.py")
+    text = " ".join(m.value for m in app.markdown)
+    assert "**mnist**: available." in text and "**idx**: not available." in text
+    assert "reads MNIST-format IDX files from the directory in GRADREG_IDX_DIR" in text
