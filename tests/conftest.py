@@ -63,7 +63,8 @@ def tiny_model(tiny_ckpt_dir):
 def tiny_zoo(tmp_path_factory):
     """A zoo of six small_cnn models on synthetic data (plain, grad_y at λ 0.1/1/10/110, FGSM-AT) with their cards
     (λ 110 is the authors' choice, which the presets and the λ explorer's mark name)."""
-    from gradreg.paper.zoo import build_zoo, zoo_configs
+    from gradreg.paper.zoo import zoo_configs
+    from gradreg.paper.zoo_build import build_zoo
 
     root = tmp_path_factory.mktemp("tiny_zoo")
     threads = torch.get_num_threads()

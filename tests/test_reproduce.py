@@ -10,7 +10,8 @@ import pytest
 from gradreg.cli.main import main
 from gradreg.paper.claims import CLAIMS, NOT_REPRODUCED, NOT_TESTED, PARTLY, REPRODUCED, VERDICTS, evaluate_claims
 from gradreg.paper.reproduce import PROFILES, Settings
-from gradreg.paper.zoo import build_zoo, zoo_configs
+from gradreg.paper.zoo import zoo_configs
+from gradreg.paper.zoo_build import build_zoo
 from conftest import TINY_ZOO
 
 TINY = ("plain", "grad_y_1", "grad_y_10", "grad_uniform", "fgsm_at", "distill", "grad_fd", "pgd_at")

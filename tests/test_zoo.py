@@ -8,7 +8,8 @@ import os
 import pytest
 
 from gradreg.cli.main import main
-from gradreg.paper.zoo import SEEDS_DIR, build_zoo, read_manifest, zoo_configs
+from gradreg.paper.zoo import SEEDS_DIR, read_manifest, zoo_configs
+from gradreg.paper.zoo_build import build_zoo
 from gradreg.training.checkpoints import list_checkpoints, load
 from conftest import TINY_ZOO
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from gradreg.cli.args import nonnegative_float, positive_int
 from gradreg.core.config import RECIPES
-from gradreg.paper.zoo import LAMBDA_GRID, PRESETS, build_zoo, default_dir, replica_configs, zoo_configs
+from gradreg.paper.zoo import LAMBDA_GRID, PRESETS, default_dir, replica_configs, zoo_configs
+from gradreg.paper.zoo_build import build_zoo
 from gradreg.training import checkpoints
 
 

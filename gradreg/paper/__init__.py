@@ -1,8 +1,9 @@
-"""The paper's experiments: the pretrained zoo and its cards (``zoo``), one record builder per experiment
+"""The paper's experiments: the pretrained zoo, its presets and manifest (``zoo``) and its build, a sweep over its
+grid (``zoo_build``), one record builder per experiment
 (``experiments``, ``training_curves``, ``ablation``), the run over a zoo (``reproduce``), the claims and their
 verdicts (``claims``) and the report (``report``, ``report_sections``, ``report_saved`` for the ablation and
 strong-attack tables read from their JSON files, ``report_figures``).
 
-It imports the library below it (core, attacks, training, evaluation, explain) and ``gradreg.viz``; never lessons,
+It imports the library below it (core, attacks, training, evaluation, explain, sweeps) and ``gradreg.viz``; never lessons,
 cli or ui.
 """
