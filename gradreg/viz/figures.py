@@ -15,6 +15,7 @@ import torch
 from plotly.colors import diverging
 from plotly.subplots import make_subplots
 
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")  # Okabe–Ito, colour-blind safe
 OUTLIER_PERC = 2.0  # Captum's default: the top 2 % of |attribution| mass saturates the scale
 _RDBU = diverging.RdBu[::-1]  # 11 ColorBrewer classes, blue (negative) → white → red (positive)
 SIGNED_SCALE = [[i / (len(_RDBU) - 1), c] for i, c in enumerate(_RDBU)]
