@@ -40,7 +40,9 @@ left, right = st.columns([1, 3], vertical_alignment="bottom")
 n = left.number_input("Test images (the first N)", 8, 256, 16, step=8, key="saliency.n")
 if methods and right.toggle("Compute the metrics table", value=False, key="saliency.metrics"):
     with ui.failures("Computing the metrics"):
-        st.dataframe(ui.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
+        rows, _ = ui.metrics_table(ids, methods, dataset, int(n))
+        if rows:
+            st.dataframe(rows, width="stretch", hide_index=True)
     st.caption("Means over the images. Lower total variation = smoother; stroke mass vs stroke fraction = how much "
                "attribution sits on the digit; deletion AUC lower and insertion AUC higher = more faithful; "
                "randomization similarity lower = the map depends on the learned weights (Adebayo et al. 2018).")

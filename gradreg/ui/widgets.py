@@ -12,10 +12,9 @@ from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.lessons import panels, zoo_views
 from gradreg.training.checkpoints import CheckpointError
 from gradreg.ui import urlstate
-from gradreg.ui.catalogue import delete_user_model, model_labels, short_name, usable_models
-from gradreg.ui.compute import gallery, images, robust_point, saliency_methods, saliency_metrics, test_size
+from gradreg.ui.catalogue import delete_user_model, model_labels, usable_models
+from gradreg.ui.compute import gallery, images, saliency_methods, test_size
 from gradreg.ui.labels import label
-from gradreg.ui.limits import check_knob_caps, check_limit
 from gradreg.ui.share import advanced
 
 
@@ -69,22 +68,6 @@ def _delete(key: str, checkpoint_id: str, name: str) -> None:
         st.session_state[f"{key}.outcome"] = ("failed", f"Not deleted: {err}")
         return
     st.session_state[f"{key}.outcome"] = ("deleted", f"Deleted {name}.")
-
-
-def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
-    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
-    every point is cached on its own, so adding a model or an ε computes only what is new."""
-    check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
-    check_knob_caps(dict(params))
-    bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
-    names = model_labels(usable_models())
-    for i, cid in enumerate(ids):
-        for j, eps in enumerate(epsilons):
-            records.append({"model": names.get(cid, cid), "eps": eps,
-                            "accuracy": robust_point(cid, dataset, n, method, eps, params)})
-            bar.progress((i * len(epsilons) + j + 1) / total, text=f"{names.get(cid, cid)} · ε = {eps:g}")
-    bar.empty()
-    return records
 
 
 def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
@@ -163,19 +146,6 @@ def _knob(key: str, name: str, default: object) -> object:
     if isinstance(default, float):
         return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
     return None
-
-
-def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
-    """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
-    bar, records = st.progress(0.0, text="saliency metrics"), []
-    pairs = [(cid, m) for cid in ids for m in methods]
-    for i, (cid, method) in enumerate(pairs):
-        bar.progress(i / len(pairs), text=f"{short_name(cid)} · {label(method)}")
-        values = saliency_metrics(cid, dataset, n, method)
-        records.append({"model": short_name(cid), "method": label(method),
-                        **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
-    bar.empty()
-    return records
 
 
 def strong_attack_table(dataset: str, names: dict[str, str], *, key: str) -> bool:

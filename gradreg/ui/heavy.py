@@ -1,0 +1,131 @@
+"""The pages' heavy computations as bounded runs (``gradreg.ui.bounded``): accuracy-against-ε curves, the saliency
+metrics table, the gradient-masking checks and the morph grids, each split into small cached chunks so a request
+is estimated before it runs, shows what it is doing, and can be cancelled.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gradreg.evaluation.accuracy import robust_accuracy
+from gradreg.ui.bounded import Chunk, Outcome, run_chunks
+from gradreg.ui.catalogue import load_model, model_labels, short_name, usable_models
+from gradreg.ui.compute import (judge_rates, masking_records, morph_grid, saliency_metrics, test_batch)
+from gradreg.ui.labels import label
+from gradreg.ui.limits import check_knob_caps, check_limit
+
+# Images per chunk, so one chunk takes ~1 s on one thread of a loaded 2-core CPU (paper_cnn, 1 thread: PGD-40 on
+# 16 images 1.1 s, APGD 1.3 s, Square with 100 queries 1.4 s, FGSM on 64 images 0.1 s).
+BATCH = {"fgsm": 64, "square": 16, "ensemble": 8}
+BATCH_DEFAULT = 16
+REFERENCE_QUERIES = 100  # Square's chunk above is timed at this many queries; more queries, fewer images per chunk
+# Until the user asks for full strength, the slow gradient-free attacks run on fewer images and queries.
+CHEAP = {"square": {"queries": 100}, "ensemble": {"queries": 100, "steps": 20, "targets": 1}}
+CHEAP_IMAGES = 16
+
+
+def curve_settings(method: str, n: int, full: bool) -> tuple[int, tuple, str]:
+    """(images, knobs as sorted pairs, a note) for the curves of ``method``: the attack's own knobs when ``full``
+    or when it is not a slow one; else ``CHEAP`` knobs on at most ``CHEAP_IMAGES`` images."""
+    if full or method not in CHEAP:
+        return n, (), ""
+    knobs = ", ".join(f"{k} {v}" for k, v in CHEAP[method].items())
+    note = (f"{label(method)} runs cheap here ({knobs}, the first {min(n, CHEAP_IMAGES)} images): switch on full "
+            "strength for the attack's own settings.")
+    return min(n, CHEAP_IMAGES), tuple(sorted(CHEAP[method].items())), note
+
+
+def batch_size(method: str, params: tuple) -> int:
+    """Images per chunk of ``method`` with knobs ``params``."""
+    size = BATCH.get(method, BATCH_DEFAULT)
+    queries = dict(params).get("queries")
+    if queries:
+        size = size * REFERENCE_QUERIES // max(queries, REFERENCE_QUERIES)
+    return max(size, 1)
+
+
+@st.cache_data(show_spinner=False, max_entries=8192)
+def robust_batch(checkpoint_id: str, dataset: str, start: int, stop: int, method: str, eps: float,
+                 params: tuple) -> int:
+    """How many of the test images ``start``…``stop - 1`` ``checkpoint_id`` still classifies under ``method``."""
+    x, y = test_batch(dataset, tuple(range(start, stop)))
+    record = robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], seed=start,
+                             **dict(params))[0]
+    return round(record["accuracy"] * (stop - start))
+
+
+def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple, *,
+                    key: str = "curves") -> tuple[list[dict], Outcome]:
+    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, as a bounded run of
+    image batches; returns the records of the points whose every batch finished, and the run's outcome."""
+    check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
+    check_knob_caps(dict(params))
+    names, size = model_labels(usable_models()), batch_size(method, params)
+    kind = f"{method} {dict(params)}"
+    points = [(cid, eps, start, min(start + size, n)) for cid in ids for eps in epsilons for start in range(0, n, size)]
+    chunks = [Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}", _bind(robust_batch, cid, dataset, a, b,
+                                                                                    method, eps, params),
+                    ("robust_batch", cid, dataset, a, b, method, eps, params), kind, b - a,
+                    warm=_bind(_warm, cid, dataset, n)) for cid, eps, a, b in points]
+    outcome = run_chunks(key, f"{label(method)} accuracy of {len(ids)} models at {len(epsilons)} ε on {n} images",
+                         chunks)
+    correct: dict[tuple, list] = {}
+    for (cid, eps, _, _), value in zip(points, outcome.values):
+        correct.setdefault((cid, eps), []).append(value)
+    records = [{"model": names.get(cid, cid), "eps": eps, "accuracy": sum(v) / n}
+               for (cid, eps), v in correct.items() if None not in v]
+    return records, outcome
+
+
+def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int, *,
+                  key: str = "saliency.table") -> tuple[list[dict], Outcome]:
+    """Saliency metrics per (model, method) on the first ``n`` test images, one chunk per pair; returns the rows
+    that finished and the run's outcome."""
+    check_limit("images", n)
+    pairs = [(cid, m) for cid in ids for m in methods]
+    chunks = [Chunk(f"{label(m)} metrics of {short_name(cid)}", _bind(saliency_metrics, cid, dataset, n, m),
+                    ("saliency_metrics", cid, dataset, n, m), f"metrics {m}", n, warm=_bind(_warm, cid, dataset, n))
+              for cid, m in pairs]
+    outcome = run_chunks(key, f"the metrics of {len(ids)} models × {len(methods)} methods on {n} images", chunks)
+    rows = [{"model": short_name(cid), "method": label(m), **{k.replace("_", " "): float(f"{v:.3g}")
+                                                            for k, v in values.items()}}
+            for (cid, m), values in zip(pairs, outcome.values) if values is not None]
+    return rows, outcome
+
+
+def masking_results(ids: list[str], source: str | None, dataset: str, n: int, eps: float, steps: int,
+                    queries: int, *, key: str = "masking.run") -> tuple[dict[str, list[dict]], Outcome]:
+    """``masking_records`` of each model (short name → records), one chunk per model; those that finished."""
+    chunks = [Chunk(f"FGSM, PGD-{steps}, Square ({queries} queries) and transfer on {short_name(cid)}",
+                    _bind(masking_records, cid, source, dataset, n, eps, steps, queries),
+                    ("masking_records", cid, source, dataset, n, eps, steps, queries), f"masking {steps} {queries}",
+                    n, warm=_bind(_warm, cid, dataset, n)) for cid in ids]
+    outcome = run_chunks(key, f"the masking checks of {len(ids)} defences at ε {eps:g} on {n} images", chunks)
+    return {short_name(cid): v for cid, v in zip(ids, outcome.values) if v is not None}, outcome
+
+
+def morph_results(ids: list[str], judge: str, dataset: str, indices: tuple[int, ...], n: int, steps: int,
+                  step_size: float, *, key: str = "morphs.run") -> tuple[dict, dict, Outcome]:
+    """(short name → ``morph_grid``, short name → ``judge_rates``, outcome): two chunks per model."""
+    chunks = []
+    for cid in ids:
+        chunks.append(Chunk(f"TGSM grid of {short_name(cid)}", _bind(morph_grid, cid, judge, dataset, indices, steps,
+                                                                     step_size),
+                            ("morph_grid", cid, judge, dataset, indices, steps, step_size), f"morph grid {steps}",
+                            len(indices), warm=_bind(_warm, cid, dataset, n)))
+        chunks.append(Chunk(f"judge rates of {short_name(cid)}", _bind(judge_rates, cid, judge, dataset, n, steps,
+                                                                       step_size),
+                            ("judge_rates", cid, judge, dataset, n, steps, step_size), f"judge rates {steps}", n))
+    outcome = run_chunks(key, f"the morphs of {len(ids)} models ({steps} TGSM steps)", chunks)
+    grids = {short_name(cid): v for cid, v in zip(ids, outcome.values[0::2]) if v is not None}
+    rates = {short_name(cid): v for cid, v in zip(ids, outcome.values[1::2]) if v is not None}
+    return grids, rates, outcome
+
+
+def _warm(checkpoint_id: str, dataset: str, n: int) -> None:
+    load_model(checkpoint_id)
+    test_batch(dataset, tuple(range(n)))
+
+
+def _bind(function, *args):
+    return lambda: function(*args)
