@@ -20,18 +20,22 @@ if len(ids) < 2:
 if dataset is None:
     st.error("The chosen models were trained on different datasets; pick models of one dataset.")
     st.stop()
-with st.sidebar, ui.failures("Loading the test images", stop=True):
-    index = ui.image_picker("attack", dataset)
+with st.sidebar, ui.failures("Loading the test images", stop=True):  # opens on a digit plain loses, GR(y) keeps
+    lesson = manifest is not None and manifest["dataset"] == dataset
+    lesson = ui.showcase_view(ui.signature(), panels.size_range("fgsm")[2]) if lesson else None  # (digit, ε)
+    index = ui.image_picker("attack", dataset, default=lesson[0] if lesson else None)
 
 
 @ui.fragment
 def lab() -> None:
-    choice = ui.attack_controls("attack")
+    choice = ui.attack_controls("attack", eps=lesson[1] if lesson else None)
     for cid in ids:
         with ui.failures(f"Attacking {ui.short_name(cid)}"):
             panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["size"], choice["target"],
                                     choice["params"], choice["saliency"])
             st.markdown(panels.attack_summary(ui.short_name(cid), panel))
+            if note := panels.blank_note(panel, ui.short_name(cid)):
+                st.caption(note)
             images, bars = st.columns([5, 2])
             images.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"attack.row.{cid}")
             bars.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"attack.bars.{cid}")

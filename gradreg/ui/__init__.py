@@ -16,7 +16,7 @@ from gradreg.ui.catalogue import (common_dataset, datasets, describe, list_model
 from gradreg.ui.compute import (attack_panel, cell_examples, compare_figures, digit_reaction, gallery, images,
                                 judge_rates, map_figure, masking_records, morph_grid, prewarm_maps, quiz_question,
                                 randomization_table, robust_point, saliency_maps, saliency_methods, saliency_metrics,
-                                showcase_figure, test_batch, test_size, transfer_cells)
+                                showcase_digit, showcase_figure, showcase_view, test_batch, test_size, transfer_cells)
 from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_threads, within_limits
 from gradreg.ui.labels import LABELS, label
 from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box
@@ -32,7 +32,7 @@ __all__ = [
     "failures", "fragment", "gallery", "image_picker", "images", "judge_rates", "label", "LABELS", "list_models",
     "load_model", "map_figure", "masking_records", "metrics_table", "model_labels", "model_picker", "morph_grid",
     "prewarm_maps", "quiz_question", "randomization_table", "robust_point", "routed", "saliency_maps",
-    "saliency_methods", "saliency_metrics", "share", "short_name", "show_models", "showcase_figure", "sidebar_status",
+    "saliency_methods", "saliency_metrics", "share", "short_name", "show_models", "showcase_digit", "showcase_figure", "showcase_view", "sidebar_status",
     "signature", "start_training", "strong_attack_table", "sync_url", "teaching_box", "test_batch", "test_size",
     "train_form", "training_panel", "transfer_cells", "usable_models", "usable_models_or_stop", "use_threads",
     "within_limits", "zoo", "zoo_dir", "zoo_or_stop",

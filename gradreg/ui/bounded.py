@@ -126,6 +126,7 @@ def _run(key: str, what: str, chunks: list[Chunk], signature: str, unknown: list
     seconds = estimate(chunks)[0]
     about = f" (about {duration(seconds)})" if not unknown else " (timing the first part)"
     values: list = []
+    st.session_state[f"{key}.running"] = signature  # what a Cancel click cancels
     with st.status(f"Computing {what}{about}…", expanded=True) as status:
         bar, stop = st.progress(0.0, text="starting"), st.empty()
         stop.button("Cancel", key=f"{key}.cancel", on_click=_cancel, args=(key, signature), icon=":material/stop:")

@@ -85,6 +85,29 @@ def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
     return figures.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y.tolist()])
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def showcase_digit(signature: tuple, eps: float, scan: int = 256) -> int | None:
+    """``panels.default_digit`` of the zoo's plain and showcase Grad Reg (y) models under FGSM at ``eps``, among its
+    first ``scan`` test images: the digit that shows the lesson (None without a zoo, or when no digit does)."""
+    manifest = zoo_manifest(signature)[0]
+    pair = zoo_views.showcase(manifest) if manifest else None
+    if pair is None:
+        return None
+    dataset = manifest["dataset"]
+    x, y = test_batch(dataset, tuple(range(min(scan, test_size(dataset)))))
+    return panels.default_digit(load_model(pair[0]["id"]), load_model(pair[1]["id"]), x, y, eps=eps)
+
+
+def showcase_view(signature: tuple, eps: float) -> tuple[int, float] | None:
+    """(digit, ε) that shows the lesson: ``showcase_digit`` at ``eps``, else at the zoo cards' nearest ε that has
+    one; None when none does."""
+    manifest = zoo_manifest(signature)[0]
+    candidates = sorted({eps, *(zoo_views.card_epsilons(manifest) if manifest else ())},
+                        key=lambda e: (abs(e - eps), e))
+    return next(((index, e) for e in candidates if e > 0 and (index := showcase_digit(signature, e)) is not None),
+                None)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, size: float, target: str | int | None,
                  params: tuple, saliency_method: str) -> dict:

@@ -82,19 +82,23 @@ def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (
                           max_selections=max_selections, key=f"{key}.models")
 
 
-def image_picker(key: str, dataset: str) -> int:
-    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index."""
+def image_picker(key: str, dataset: str, *, default: int | None = None) -> int:
+    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index. The widgets
+    open on test image ``default`` (its class and example in the gallery, else by index) when given."""
     classes = gallery(dataset)
-    mode = st.segmented_control("Choose the image", ["gallery", "index"], default="gallery", required=True,
-                                key=f"{key}.mode", format_func=str.capitalize)
+    where = next(((k, v.index(default)) for k, v in classes.items() if default in v), None)
+    mode = st.segmented_control("Choose the image", ["gallery", "index"], required=True, key=f"{key}.mode",
+                                default="index" if default is not None and where is None else "gallery",
+                                format_func=str.capitalize)
     if mode == "index":
-        return int(st.number_input("Test index", 0, test_size(dataset) - 1, 0, key=f"{key}.index"))
-    digit = st.segmented_control("Class", list(classes), default=next(iter(classes)), required=True,
-                                 key=f"{key}.class")
+        return int(st.number_input("Test index", 0, test_size(dataset) - 1, default or 0, key=f"{key}.index"))
+    digit = st.segmented_control("Class", list(classes), default=where[0] if where else next(iter(classes)),
+                                 required=True, key=f"{key}.class")
     choices = classes[digit]
     x, _ = images(dataset, tuple(choices))
     st.image(panels.thumbnail_strip(x), width="stretch")
-    position = st.segmented_control("Example", list(range(len(choices))), default=0, required=True,
+    first = where[1] if where and where[0] == digit else 0
+    position = st.segmented_control("Example", list(range(len(choices))), default=first, required=True,
                                     format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
     return choices[position]
 
@@ -109,9 +113,10 @@ def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = 
     return tuple(classes[k][example - 1] for k in sorted(chosen))
 
 
-def attack_controls(key: str) -> dict:
+def attack_controls(key: str, *, eps: float | None = None) -> dict:
     """Attack, its size (ε, or the step size or θ of attacks without a radius: one slider labelled by
-    ``panels.size_range``), target, the attack's other knobs and the saliency method shown; returns ``{"method",
+    ``panels.size_range``; ``eps``: the L∞ sliders' default instead), target, the attack's other knobs and the
+    saliency method shown; returns ``{"method",
     "size", "target", "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
     left, middle, right, last = st.columns([2, 3, 2, 2])
     method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
@@ -123,6 +128,7 @@ def attack_controls(key: str) -> dict:
                 params[name] = _knob(f"{key}.{method}.{name}", name, default)
     norm = params.get("norm", spec.norm)
     title, high, value, step = panels.size_range(method, norm)
+    value = eps if eps is not None and spec.size == "eps" and norm == "linf" else value  # the page's lesson ε
     size = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")  # key: shared links
     target = None
     if spec.targeted:
