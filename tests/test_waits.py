@@ -102,7 +102,7 @@ def test_a_computation_shows_progress_and_a_cancelled_one_what_finished(app):
     app.session_state["curves.cancelled"] = app.session_state["curves.running"]  # what the Cancel click sets
     app.run()
     (warning,) = [w.value for w in app.warning if w.value.startswith("Cancelled")]
-    assert "21 of 21 parts" in warning  # 3 models × 7 ε, one chunk of 64 images each: all had finished
+    assert "21 of 21 parts" in warning  # 3 models × 7 ε, one chunk of 64 FGSM images each: all had finished
     assert len(app.get("plotly_chart")) == 2 * 3 + 1, "the panels, then the curves from the finished points"
     next(b for b in app.button if b.label == "Resume").click().run()
     assert not [w for w in app.warning if w.value.startswith("Cancelled")]
@@ -129,6 +129,7 @@ def test_chunks_are_small_and_cheap_defaults_apply_until_full_strength():
     assert heavy.curve_settings("square", 64, True) == (64, (), "")
     assert heavy.curve_settings("pgd", 64, False) == (64, (), "")
     assert heavy.batch_size("square", (("queries", 1000),)) == 1 and heavy.batch_size("pgd", ()) == 16
+    assert heavy.batch_size("square", ()) == 1, "the attack's own 1 000 queries"
 
 
 def test_the_storys_fgsm_step_shows_the_plain_model_fooled(app):

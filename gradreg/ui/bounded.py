@@ -107,7 +107,7 @@ def run_chunks(key: str, what: str, chunks: list[Chunk]) -> Outcome:
     if st.session_state.get(f"{key}.cancelled") == signature:
         values = _finished(chunks)
         done = sum(v is not None for v in values)
-        message = f"Cancelled: {done} of {total} parts of {what} had finished; shown below."
+        message = f"Cancelled: {done} of {total} parts of {what} had finished. Resume computes the rest."
         st.warning(message, icon=":material/cancel:")
         st.button("Resume", key=f"{key}.resume", on_click=_resume, args=(key,), icon=":material/play_arrow:")
         return Outcome(values, "cancelled", message, done=done)
@@ -144,6 +144,8 @@ def _run(key: str, what: str, chunks: list[Chunk], signature: str, unknown: list
             if chunk.kind in unknown:  # first timing of this kind: is the rest within the cap?
                 unknown = [k for k in unknown if k != chunk.kind]
                 rest = estimate(chunks[i + 1:])[0]
+                if not unknown:
+                    status.update(label=f"Computing {what} (about {duration(rest)} more)…")
                 if not unknown and rest > limit("wait_seconds"):
                     stop.empty()
                     message = refusal(f"the rest of {what}", rest, chunks)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gradreg.attacks import ATTACKS
 from gradreg.evaluation.accuracy import robust_accuracy
 from gradreg.ui.bounded import Chunk, Outcome, run_chunks
 from gradreg.ui.catalogue import load_model, model_labels, short_name, usable_models
@@ -38,7 +39,7 @@ def curve_settings(method: str, n: int, full: bool) -> tuple[int, tuple, str]:
 def batch_size(method: str, params: tuple) -> int:
     """Images per chunk of ``method`` with knobs ``params``."""
     size = BATCH.get(method, BATCH_DEFAULT)
-    queries = dict(params).get("queries")
+    queries = (ATTACKS[method].params | dict(params)).get("queries")  # the attack's own count unless overridden
     if queries:
         size = size * REFERENCE_QUERIES // max(queries, REFERENCE_QUERIES)
     return max(size, 1)
@@ -61,11 +62,12 @@ def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons:
     check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
     check_knob_caps(dict(params))
     names, size = model_labels(usable_models()), batch_size(method, params)
-    kind = f"{method} {dict(params)}"
-    points = [(cid, eps, start, min(start + size, n)) for cid in ids for eps in epsilons for start in range(0, n, size)]
+    points = [(cid, eps, start, min(start + step, n)) for cid in ids for eps in epsilons
+              for step in [size if eps > 0 else n] for start in range(0, n, step)]  # ε 0: clean accuracy, one chunk
     chunks = [Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}", _bind(robust_batch, cid, dataset, a, b,
                                                                                     method, eps, params),
-                    ("robust_batch", cid, dataset, a, b, method, eps, params), kind, b - a,
+                    ("robust_batch", cid, dataset, a, b, method, eps, params),
+                    f"{method} {dict(params)}" if eps > 0 else "clean accuracy", b - a,  # ε 0: no attack runs
                     warm=_bind(_warm, cid, dataset, n)) for cid, eps, a, b in points]
     outcome = run_chunks(key, f"{label(method)} accuracy of {len(ids)} models at {len(epsilons)} ε on {n} images",
                          chunks)
