@@ -14,7 +14,7 @@ from gradreg.ui.catalogue import (common_dataset, datasets, describe, list_model
                                   short_name, signature, usable_models, usable_models_or_stop, zoo, zoo_dir,
                                   zoo_or_stop)
 from gradreg.ui.compute import (attack_panel, cell_examples, compare_figures, digit_reaction, gallery, images,
-                                judge_rates, map_figure, masking_records, morph_grid, prewarm_maps, quiz_question,
+                                judge_rates, map_figure, masking_verdicts, morph_grid, prewarm_maps, quiz_question,
                                 randomization_table, robust_point, saliency_maps, saliency_methods, saliency_metrics,
                                 showcase_digit, showcase_figure, showcase_view, test_batch, test_size, transfer_cells)
 from gradreg.ui.frame import enter_page, failures, routed, sidebar_status, use_threads, within_limits
@@ -30,7 +30,7 @@ __all__ = [
     "accuracy_curves", "advanced", "attack_controls", "attack_panel", "card_metrics", "cell_examples", "common_dataset",
     "compare_figures", "datasets", "delete_own_model", "describe", "digit_reaction", "digits_picker", "enter_page",
     "failures", "fragment", "gallery", "image_picker", "images", "judge_rates", "label", "LABELS", "list_models",
-    "load_model", "map_figure", "masking_records", "metrics_table", "model_labels", "model_picker", "morph_grid",
+    "load_model", "map_figure", "masking_verdicts", "metrics_table", "model_labels", "model_picker", "morph_grid",
     "prewarm_maps", "quiz_question", "randomization_table", "robust_point", "routed", "saliency_maps",
     "saliency_methods", "saliency_metrics", "share", "short_name", "show_models", "showcase_digit", "showcase_figure", "showcase_view", "sidebar_status",
     "signature", "start_training", "strong_attack_table", "sync_url", "teaching_box", "test_batch", "test_size",

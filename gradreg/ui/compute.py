@@ -14,7 +14,7 @@ import torch
 
 from gradreg.core.data import load_dataset
 from gradreg.evaluation.accuracy import robust_accuracy
-from gradreg.evaluation.masking import masking_checks
+from gradreg.evaluation.masking import checks_from_accuracies
 from gradreg.explain.saliency import SALIENCY_METHODS
 from gradreg.lessons import digit, morphs, panels, quiz, transfer, zoo_views
 from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
@@ -166,13 +166,13 @@ def digit_reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def masking_records(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float, steps: int,
-                    queries: int) -> list[dict]:
-    """``masking_checks`` of one model at one ε on the first ``n`` test images (``source``: the transfer check's
-    model, or None); PGD ``steps``, Square ``queries``."""
+def masking_verdicts(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float,
+                     accuracies: tuple) -> list[dict]:
+    """``masking.checks_from_accuracies`` of one model at one ε on the first ``n`` test images, from its white-box
+    ``accuracies`` (sorted (method, ((ε, accuracy), ...)) pairs); ``source``: the transfer check's model, or None."""
     x, y = test_batch(dataset, tuple(range(n)))
-    return masking_checks(load_model(checkpoint_id), x, y, epsilons=(eps,), pgd_steps=steps, square_queries=queries,
-                          source=load_model(source) if source else None)
+    return checks_from_accuracies(load_model(checkpoint_id), x, y, {m: dict(v) for m, v in accuracies},
+                                  epsilons=(eps,), source=load_model(source) if source else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

@@ -9,9 +9,10 @@ import streamlit as st
 
 from gradreg.attacks import ATTACKS
 from gradreg.evaluation.accuracy import robust_accuracy
+from gradreg.evaluation.masking import attack_plan
 from gradreg.ui.bounded import Chunk, Outcome, run_chunks
 from gradreg.ui.catalogue import load_model, model_labels, short_name, usable_models
-from gradreg.ui.compute import (judge_rates, masking_records, morph_grid, saliency_metrics, test_batch)
+from gradreg.ui.compute import judge_rates, masking_verdicts, morph_grid, saliency_metrics, test_batch
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
 
@@ -61,18 +62,13 @@ def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons:
     image batches; returns the records of the points whose every batch finished, and the run's outcome."""
     check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
     check_knob_caps(dict(params))
-    names, size = model_labels(usable_models()), batch_size(method, params)
-    points = [(cid, eps, start, min(start + step, n)) for cid in ids for eps in epsilons
-              for step in [size if eps > 0 else n] for start in range(0, n, step)]  # ε 0: clean accuracy, one chunk
-    chunks = [Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}", _bind(robust_batch, cid, dataset, a, b,
-                                                                                    method, eps, params),
-                    ("robust_batch", cid, dataset, a, b, method, eps, params),
-                    f"{method} {dict(params)}" if eps > 0 else "clean accuracy", b - a,  # ε 0: no attack runs
-                    warm=_bind(_warm, cid, dataset, n)) for cid, eps, a, b in points]
+    names = model_labels(usable_models())
+    points, chunks = _attack_chunks([(cid, method, eps, params) for cid in ids for eps in epsilons], dataset, n,
+                                    names)
     outcome = run_chunks(key, f"{label(method)} accuracy of {len(ids)} models at {len(epsilons)} ε on {n} images",
                          chunks)
     correct: dict[tuple, list] = {}
-    for (cid, eps, _, _), value in zip(points, outcome.values):
+    for (cid, _, eps, _), value in zip(points, outcome.values):
         correct.setdefault((cid, eps), []).append(value)
     records = [{"model": names.get(cid, cid), "eps": eps, "accuracy": sum(v) / n}
                for (cid, eps), v in correct.items() if None not in v]
@@ -97,13 +93,47 @@ def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int, *,
 
 def masking_results(ids: list[str], source: str | None, dataset: str, n: int, eps: float, steps: int,
                     queries: int, *, key: str = "masking.run") -> tuple[dict[str, list[dict]], Outcome]:
-    """``masking_records`` of each model (short name → records), one chunk per model; those that finished."""
-    chunks = [Chunk(f"FGSM, PGD-{steps}, Square ({queries} queries) and transfer on {short_name(cid)}",
-                    _bind(masking_records, cid, source, dataset, n, eps, steps, queries),
-                    ("masking_records", cid, source, dataset, n, eps, steps, queries), f"masking {steps} {queries}",
-                    n, warm=_bind(_warm, cid, dataset, n)) for cid in ids]
+    """The masking checks of each model at ``eps`` (short name → ``masking_checks``-style records): its white-box
+    accuracies (``attack_plan``: FGSM, PGD-``steps``, Square with ``queries``) in image batches, then one cheap
+    chunk for the transfer check and the gradient statistics; returns the models whose every chunk finished."""
+    knobs = {"fgsm": (), "pgd": (("steps", steps),), "square": (("queries", queries),)}
+    plan = [(m, e, knobs[m]) for m, epsilons in attack_plan((eps,)).items() for e in epsilons]
+    points, chunks = _attack_chunks([(cid, m, e, p) for cid in ids for m, e, p in plan], dataset, n,
+                                    {cid: short_name(cid) for cid in ids})
+
+    def verdicts(cid: str) -> list[dict]:  # the model's accuracies from its (cached) batches, then the checks
+        correct: dict[str, dict[float, int]] = {}
+        for c, method, e, (a, b) in points:
+            if c == cid:
+                at = correct.setdefault(method, {})
+                at[e] = at.get(e, 0) + robust_batch(cid, dataset, a, b, method, e, knobs[method])
+        accuracies = tuple(sorted((m, tuple(sorted((e, k / n) for e, k in v.items()))) for m, v in correct.items()))
+        return masking_verdicts(cid, source, dataset, n, eps, accuracies)
+
+    chunks += [Chunk(f"transfer check and gradient statistics of {short_name(cid)}", _bind(verdicts, cid),
+                     ("masking_verdicts", cid, source, dataset, n, eps, steps, queries), "masking verdicts", n)
+               for cid in ids]
     outcome = run_chunks(key, f"the masking checks of {len(ids)} defences at ε {eps:g} on {n} images", chunks)
-    return {short_name(cid): v for cid, v in zip(ids, outcome.values) if v is not None}, outcome
+    finished = outcome.values[len(points):]
+    return {short_name(cid): v for cid, v in zip(ids, finished) if v is not None}, outcome
+
+
+def _attack_chunks(requests: list[tuple], dataset: str, n: int, names: dict) -> tuple[list[tuple], list[Chunk]]:
+    """Image-batch chunks of ``robust_batch`` for each (checkpoint id, method, ε, knobs) of ``requests`` on the
+    first ``n`` test images: (the points (id, method, ε, (start, stop)), their chunks). ε 0 is one clean-accuracy
+    chunk, timed apart from the attack."""
+    points, chunks = [], []
+    for cid, method, eps, params in requests:
+        step = batch_size(method, params) if eps > 0 else n
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            points.append((cid, method, eps, (a, b)))
+            chunks.append(Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}",
+                                _bind(robust_batch, cid, dataset, a, b, method, eps, params),
+                                ("robust_batch", cid, dataset, a, b, method, eps, params),
+                                f"{method} {dict(params)}" if eps > 0 else "clean accuracy", b - a,
+                                warm=_bind(_warm, cid, dataset, n)))
+    return points, chunks
 
 
 def morph_results(ids: list[str], judge: str, dataset: str, indices: tuple[int, ...], n: int, steps: int,
