@@ -128,8 +128,10 @@ def test_chunks_are_small_and_cheap_defaults_apply_until_full_strength():
     assert (n, params) == (16, (("queries", 100),)) and "full strength" in note
     assert heavy.curve_settings("square", 64, True) == (64, (), "")
     assert heavy.curve_settings("pgd", 64, False) == (64, (), "")
-    assert heavy.batch_size("square", (("queries", 1000),)) == 1 and heavy.batch_size("pgd", ()) == 16
-    assert heavy.batch_size("square", ()) == 1, "the attack's own 1 000 queries"
+    assert heavy.batch_size("pgd", ()) == 16 and heavy.batch_size("pgd", (("steps", 20),)) == 32
+    assert heavy.batch_size("square", (("queries", 100),)) == 32 and heavy.batch_size("fgsm", ()) == 64
+    assert heavy.batch_size("square", ()) == 3, "the attack's own 1 000 queries"
+    assert heavy.batch_size("ensemble", ()) == 1
 
 
 def test_the_storys_fgsm_step_shows_the_plain_model_fooled(app):

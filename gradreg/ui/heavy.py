@@ -16,11 +16,13 @@ from gradreg.ui.compute import judge_rates, masking_verdicts, morph_grid, salien
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
 
-# Images per chunk, so one chunk takes ~1 s on one thread of a loaded 2-core CPU (paper_cnn, 1 thread: PGD-40 on
-# 16 images 1.1 s, APGD 1.3 s, Square with 100 queries 1.4 s, FGSM on 64 images 0.1 s).
-BATCH = {"fgsm": 64, "square": 16, "ensemble": 8}
-BATCH_DEFAULT = 16
-REFERENCE_QUERIES = 100  # Square's chunk above is timed at this many queries; more queries, fewer images per chunk
+# Images per chunk, so that one chunk takes ~1–2 s on one thread of a loaded 2-core CPU: (images, at this many steps
+# or queries), scaled down for more work. Measured on paper_cnn with 1 thread: PGD-40 on 16 images 1.1 s, APGD-100 on
+# 16 images 1.3 s, Square with 100 queries on 16 images 1.4 s (per image, Square on 5 images costs 1.9× what it costs
+# on 64: its many small forward passes), the cheap ensemble on 8 images 1.0 s, FGSM on 64 images 0.1 s.
+BATCH = {"square": (32, 100), "ensemble": (8, 100), "apgd": (16, 100), "apgd_t": (6, 100)}
+BATCH_STEPS = (16, 40)  # the other iterative attacks, per step like PGD
+MAX_BATCH = 64
 # Until the user asks for full strength, the slow gradient-free attacks run on fewer images and queries.
 CHEAP = {"square": {"queries": 100}, "ensemble": {"queries": 100, "steps": 20, "targets": 1}}
 CHEAP_IMAGES = 16
@@ -38,12 +40,13 @@ def curve_settings(method: str, n: int, full: bool) -> tuple[int, tuple, str]:
 
 
 def batch_size(method: str, params: tuple) -> int:
-    """Images per chunk of ``method`` with knobs ``params``."""
-    size = BATCH.get(method, BATCH_DEFAULT)
-    queries = (ATTACKS[method].params | dict(params)).get("queries")  # the attack's own count unless overridden
-    if queries:
-        size = size * REFERENCE_QUERIES // max(queries, REFERENCE_QUERIES)
-    return max(size, 1)
+    """Images per chunk of ``method`` with knobs ``params`` (the attack's own defaults for the others)."""
+    knobs = ATTACKS[method].params | dict(params)
+    work = knobs.get("queries", knobs.get("steps"))
+    if not isinstance(work, int):
+        return MAX_BATCH  # single-step attacks
+    images, reference = BATCH.get(method, BATCH_STEPS)
+    return max(1, min(MAX_BATCH, images * reference // max(work, 1)))
 
 
 @st.cache_data(show_spinner=False, max_entries=8192)
