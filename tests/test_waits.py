@@ -144,3 +144,18 @@ def test_the_storys_fgsm_step_shows_the_plain_model_fooled(app):
     app.segmented_control(key="story.step").set_value(3).run()  # the same digit on the regularized model
     (summary,) = [m.value for m in app.markdown if "predicted" in m.value]
     assert "still correct" in summary, summary
+
+
+def test_no_page_runs_a_bounded_computation_inside_a_fragment():
+    """A Cancel click inside a fragment only queues a fragment rerun, which does not interrupt the running script
+    (streamlit's script_requests: fragment reruns never preempt): bounded runs must stay outside fragments."""
+    import ast
+    from pathlib import Path
+
+    bounded = {"accuracy_curves", "masking_results", "metrics_table", "morph_results"}
+    for path in sorted((Path(__file__).resolve().parent.parent / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any("fragment" in ast.unparse(d) for d in node.decorator_list):
+                called = {n.func.attr for n in ast.walk(node) if isinstance(n, ast.Call)
+                          and isinstance(n.func, ast.Attribute)}
+                assert not called & bounded, f"{path.name}: {node.name} is a fragment running {called & bounded}"

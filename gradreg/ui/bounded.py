@@ -70,7 +70,7 @@ def duration(seconds: float) -> str:
 def refusal(what: str, seconds: float, chunks: list[Chunk]) -> str:
     """The message of a refused request: the estimate, what it rests on, the cap and its variable."""
     kinds = {c.kind for c in chunks}
-    measured = "; ".join(f"{k}: {cost(k):.3g} s per image" for k in sorted(kinds) if cost(k) is not None)
+    measured = "; ".join(f"{k} {cost(k):.3g} s per image" for k in sorted(kinds) if cost(k) is not None)
     cap = CAPS["wait_seconds"]
     return (f"Refused: {what} would take about {duration(seconds)} on this server (measured {measured}); the limit "
             f"is {duration(limit('wait_seconds'))} of computation per request (${cap.env}). Use fewer images, models "
@@ -149,7 +149,7 @@ def _run(key: str, what: str, chunks: list[Chunk], signature: str, unknown: list
                 if not unknown and rest > limit("wait_seconds"):
                     stop.empty()
                     message = refusal(f"the rest of {what}", rest, chunks)
-                    status.update(label=message, state="error")
+                    status.update(label=f"Stopped {what}: over this server's time limit", state="error")
                     st.error(message)
                     return Outcome(values + [None] * (total - i - 1), "refused", message, done=i + 1)
         spent = time.perf_counter() - start

@@ -85,7 +85,7 @@ def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int, *,
     check_limit("images", n)
     pairs = [(cid, m) for cid in ids for m in methods]
     chunks = [Chunk(f"{label(m)} metrics of {short_name(cid)}", _bind(saliency_metrics, cid, dataset, n, m),
-                    ("saliency_metrics", cid, dataset, n, m), f"metrics {m}", n, warm=_bind(_warm, cid, dataset, n))
+                    ("saliency_metrics", cid, dataset, n, m), f"{label(m)} metrics", n, warm=_bind(_warm, cid, dataset, n))
               for cid, m in pairs]
     outcome = run_chunks(key, f"the metrics of {len(ids)} models × {len(methods)} methods on {n} images", chunks)
     rows = [{"model": short_name(cid), "method": label(m), **{k.replace("_", " "): float(f"{v:.3g}")
@@ -114,7 +114,7 @@ def masking_results(ids: list[str], source: str | None, dataset: str, n: int, ep
         return masking_verdicts(cid, source, dataset, n, eps, accuracies)
 
     chunks += [Chunk(f"transfer check and gradient statistics of {short_name(cid)}", _bind(verdicts, cid),
-                     ("masking_verdicts", cid, source, dataset, n, eps, steps, queries), "masking verdicts", n)
+                     ("masking_verdicts", cid, source, dataset, n, eps, steps, queries), "transfer check and statistics", n)
                for cid in ids]
     outcome = run_chunks(key, f"the masking checks of {len(ids)} defences at ε {eps:g} on {n} images", chunks)
     finished = outcome.values[len(points):]
@@ -134,7 +134,7 @@ def _attack_chunks(requests: list[tuple], dataset: str, n: int, names: dict) -> 
             chunks.append(Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}",
                                 _bind(robust_batch, cid, dataset, a, b, method, eps, params),
                                 ("robust_batch", cid, dataset, a, b, method, eps, params),
-                                f"{method} {dict(params)}" if eps > 0 else "clean accuracy", b - a,
+                                _kind(method, params) if eps > 0 else "clean accuracy", b - a,
                                 warm=_bind(_warm, cid, dataset, n)))
     return points, chunks
 
@@ -146,15 +146,20 @@ def morph_results(ids: list[str], judge: str, dataset: str, indices: tuple[int, 
     for cid in ids:
         chunks.append(Chunk(f"TGSM grid of {short_name(cid)}", _bind(morph_grid, cid, judge, dataset, indices, steps,
                                                                      step_size),
-                            ("morph_grid", cid, judge, dataset, indices, steps, step_size), f"morph grid {steps}",
+                            ("morph_grid", cid, judge, dataset, indices, steps, step_size), f"TGSM grid, {steps} steps",
                             len(indices), warm=_bind(_warm, cid, dataset, n)))
         chunks.append(Chunk(f"judge rates of {short_name(cid)}", _bind(judge_rates, cid, judge, dataset, n, steps,
                                                                        step_size),
-                            ("judge_rates", cid, judge, dataset, n, steps, step_size), f"judge rates {steps}", n))
+                            ("judge_rates", cid, judge, dataset, n, steps, step_size), f"judge rates, {steps} steps", n))
     outcome = run_chunks(key, f"the morphs of {len(ids)} models ({steps} TGSM steps)", chunks)
     grids = {short_name(cid): v for cid, v in zip(ids, outcome.values[0::2]) if v is not None}
     rates = {short_name(cid): v for cid, v in zip(ids, outcome.values[1::2]) if v is not None}
     return grids, rates, outcome
+
+
+def _kind(method: str, params: tuple) -> str:
+    """The cost class of an attack with its knobs, as the refusal message names it."""
+    return ", ".join([label(method), *(f"{k} {v}" for k, v in params)])
 
 
 def _warm(checkpoint_id: str, dataset: str, n: int) -> None:
