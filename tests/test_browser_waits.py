@@ -82,7 +82,7 @@ def _choose(tab, selectbox, option: str) -> None:
     tab.get_by_role("option", name=option, exact=True).click()
 
 
-def test_heavy_controls_finish_with_progress_or_are_refused_and_cancel_stops_a_run(page, server):
+def test_heavy_controls_finish_with_progress_or_are_refused_and_cancel_stops_a_run(page, server, record_property):
     page.goto(f"{server}/attack_lab")
     page.wait_for_selector('[data-testid="stPlotlyChart"]')
     _settle(page)
@@ -104,7 +104,9 @@ def test_heavy_controls_finish_with_progress_or_are_refused_and_cancel_stops_a_r
     clicked = time.monotonic()
     main.get_by_role("button", name="Cancel").click()
     main.get_by_text("Cancelled:").wait_for(timeout=10_000)
-    assert time.monotonic() - clicked < 2.5, "Cancel took longer than ~2 s (one chunk) to stop the run"
+    latency = time.monotonic() - clicked
+    record_property("cancel_seconds", round(latency, 2))  # in --junitxml reports
+    assert latency < 2.5, f"Cancel took {latency:.1f} s to stop the run (a chunk is ~1 s)"
     _settle(page)
     assert not main.locator('[data-testid="stProgress"]').count(), "no progress after the cancel"
     page.screenshot(path=str(SHOTS / "waits_cancelled.png"), full_page=True)

@@ -159,3 +159,15 @@ def test_no_page_runs_a_bounded_computation_inside_a_fragment():
                 called = {n.func.attr for n in ast.walk(node) if isinstance(n, ast.Call)
                           and isinstance(n.func, ast.Attribute)}
                 assert not called & bounded, f"{path.name}: {node.name} is a fragment running {called & bounded}"
+
+
+def test_a_batch_at_eps_zero_is_the_clean_accuracy_without_running_the_attack(monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path))
+    from gradreg.evaluation.accuracy import robust_accuracy
+    from gradreg.ui import catalogue, compute, heavy
+
+    cid = catalogue.usable_models()[0]["id"]
+    x, y = compute.test_batch("synthetic", tuple(range(8, 40)))
+    attacked = robust_accuracy(catalogue.load_model(cid), x, y, method="pgd", epsilons=[0.0], steps=3)[0]
+    assert heavy.robust_batch(cid, "synthetic", 8, 40, "square", 0.0, ()) == round(attacked["accuracy"] * 32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gradreg.attacks import ATTACKS
-from gradreg.evaluation.accuracy import robust_accuracy
+from gradreg.evaluation.accuracy import accuracy, robust_accuracy
 from gradreg.evaluation.masking import attack_plan
 from gradreg.ui.bounded import Chunk, Outcome, run_chunks
 from gradreg.ui.catalogue import load_model, model_labels, short_name, usable_models
@@ -54,6 +54,8 @@ def robust_batch(checkpoint_id: str, dataset: str, start: int, stop: int, method
                  params: tuple) -> int:
     """How many of the test images ``start``…``stop - 1`` ``checkpoint_id`` still classifies under ``method``."""
     x, y = test_batch(dataset, tuple(range(start, stop)))
+    if eps == 0:  # nothing can move: the clean accuracy (Square and PGD would still spend every query and step)
+        return round(accuracy(load_model(checkpoint_id), x, y) * (stop - start))
     record = robust_accuracy(load_model(checkpoint_id), x, y, method=method, epsilons=[eps], seed=start,
                              **dict(params))[0]
     return round(record["accuracy"] * (stop - start))
