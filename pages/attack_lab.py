@@ -21,14 +21,14 @@ if dataset is None:
     st.error("The chosen models were trained on different datasets; pick models of one dataset.")
     st.stop()
 with st.sidebar, ui.failures("Loading the test images", stop=True):  # opens on a digit plain loses, GR(y) keeps
-    lesson = manifest is not None and manifest["dataset"] == dataset
-    lesson = ui.showcase_view(ui.signature(), panels.size_range("fgsm")[2]) if lesson else None  # (digit, ε)
-    index = ui.image_picker("attack", dataset, default=lesson[0] if lesson else None)
+    view = (ui.showcase_view(ui.signature(), panels.size_range("fgsm")[2])  # (digit, ε) of the lesson, or None
+            if manifest is not None and manifest["dataset"] == dataset else None)
+    index = ui.image_picker("attack", dataset, default=view[0] if view else None)
 
 
 @ui.fragment
 def lab() -> None:
-    choice = ui.attack_controls("attack", eps=lesson[1] if lesson else None)
+    choice = ui.attack_controls("attack", eps=view[1] if view else None)
     for cid in ids:
         with ui.failures(f"Attacking {ui.short_name(cid)}"):
             panel = ui.attack_panel(cid, dataset, index, choice["method"], choice["size"], choice["target"],
