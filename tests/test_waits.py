@@ -6,6 +6,7 @@ a digit the plain model loses and Grad Reg (y) keeps; a blank-looking clean map 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import streamlit as st
 
 from gradreg.lessons import panels, zoo_views
@@ -84,7 +85,8 @@ def test_curves_over_the_wait_cap_are_refused_with_the_estimate_and_the_cap(app,
     monkeypatch.setenv("GRADREG_MAX_WAIT_SECONDS", "1")
     _fresh()
     _open(app, "pages/attack_lab.py")  # FGSM: cheap, within the cap
-    app.selectbox(key="curves.method").set_value("pgd").run()  # times one chunk, then refuses the rest
+    app.number_input(key="curves.n").set_value(192)
+    app.selectbox(key="curves.method").set_value("pgd").run()  # times ≥ 1 s of chunks, then refuses the rest
     assert not app.exception
     refused = [e.value for e in app.error if e.value.startswith("Refused")]
     assert refused and "GRADREG_MAX_WAIT_SECONDS" in refused[0] and "s per image" in refused[0], refused
@@ -117,8 +119,11 @@ def test_the_metrics_table_runs_as_a_bounded_run(app, monkeypatch):
     assert any(s.label.startswith("Computed the metrics of 3 models × 2 methods") for s in app.status)
     assert len(app.dataframe[0].value) == 6
     monkeypatch.setenv("GRADREG_MAX_WAIT_SECONDS", "1")
-    app.number_input(key="saliency.n").set_value(256).run()  # measured cost × 256 images × 6 pairs: over 1 s
+    app.multiselect(key="saliency.methods").set_value(["integrated_gradients", "smoothgrad"])
+    app.number_input(key="saliency.n").set_value(200).run()  # times ≥ 1 s of it, then refuses the rest
     assert any(e.value.startswith("Refused") and "the metrics of 3 models" in e.value for e in app.error)
+    app.run()  # measured now: refused before anything runs
+    assert any(e.value.startswith("Refused") for e in app.error) and not app.get("progress")
 
 
 def test_chunks_are_small_and_cheap_defaults_apply_until_full_strength():
@@ -171,3 +176,15 @@ def test_a_batch_at_eps_zero_is_the_clean_accuracy_without_running_the_attack(mo
     x, y = compute.test_batch("synthetic", tuple(range(8, 40)))
     attacked = robust_accuracy(catalogue.load_model(cid), x, y, method="pgd", epsilons=[0.0], steps=3)[0]
     assert heavy.robust_batch(cid, "synthetic", 8, 40, "square", 0.0, ()) == round(attacked["accuracy"] * 32)
+
+
+def test_metrics_in_image_batches_equal_the_metrics_of_all_images(monkeypatch, tiny_zoo, tmp_path):
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(tiny_zoo))
+    monkeypatch.setenv("GRADREG_CHECKPOINT_DIR", str(tmp_path))
+    from gradreg.ui import catalogue, compute, heavy
+
+    cid = catalogue.usable_models()[0]["id"]
+    whole = compute.saliency_metrics(cid, "synthetic", 16, "input_gradient")
+    halves = [heavy.metrics_batch(cid, "synthetic", a, a + 8, "input_gradient") for a in (0, 8)]
+    for k, v in whole.items():
+        assert (halves[0][k] + halves[1][k]) / 2 == pytest.approx(v, rel=1e-4, abs=1e-6), k

@@ -44,23 +44,34 @@ class Outcome:
     done: int = field(default=0)
 
 
+PROBE_SECONDS = 1.0  # a kind's cost is trusted once this much of its work was timed: one chunk can mislead (an attack
+# stops early on images it fools at once: the first ensemble chunk on a tiny model cost 1/100 of the later ones)
+
+
 @st.cache_resource(show_spinner=False)
 def _ledger() -> dict:
-    """Shared by every session of this process: seconds per unit measured per kind, and the chunks computed."""
-    return {"costs": {}, "done": set()}
+    """Shared by every session of this process: per kind, the seconds and units of work timed; the chunks done."""
+    return {"timed": {}, "done": set()}
 
 
 def cost(kind: str) -> float | None:
-    """Seconds per unit last measured for ``kind`` in this process, or None."""
-    return _ledger()["costs"].get(kind)
+    """Seconds per unit measured for ``kind`` in this process (at least ``PROBE_SECONDS`` of it), or None."""
+    seconds, units = _ledger()["timed"].get(kind, (0.0, 0))
+    return seconds / units if seconds >= PROBE_SECONDS and units else None
+
+
+def _record(kind: str, seconds: float, units: int) -> None:
+    timed = _ledger()["timed"]
+    before = timed.get(kind, (0.0, 0))
+    timed[kind] = (before[0] + seconds, before[1] + max(units, 1))
 
 
 def estimate(chunks: list[Chunk]) -> tuple[float, list[str]]:
-    """(seconds the chunks not yet computed should take, the kinds among them never measured)."""
-    ledger = _ledger()
-    pending = [c for c in chunks if c.key not in ledger["done"]]
-    unknown = sorted({c.kind for c in pending if c.kind not in ledger["costs"]})
-    return sum(c.units * ledger["costs"][c.kind] for c in pending if c.kind in ledger["costs"]), unknown
+    """(seconds the chunks not yet computed should take, the kinds among them not measured enough yet)."""
+    done = _ledger()["done"]
+    pending = [c for c in chunks if c.key not in done]
+    unknown = sorted({c.kind for c in pending if cost(c.kind) is None})
+    return sum(c.units * cost(c.kind) for c in pending if cost(c.kind) is not None), unknown
 
 
 def duration(seconds: float) -> str:
@@ -122,38 +133,48 @@ def run_chunks(key: str, what: str, chunks: list[Chunk]) -> Outcome:
 
 
 def _run(key: str, what: str, chunks: list[Chunk], signature: str, unknown: list[str]) -> Outcome:
+    """The run itself, in a bordered box (heading, progress bar, Cancel) that becomes a closed ``st.status`` when it
+    ends. Not an open ``st.status`` while running: the browser keeps an expander's open/closed state for the element
+    drawn next in its place, so a run after a closed status would hide its progress and its Cancel button."""
     ledger, total, start = _ledger(), len(chunks), time.perf_counter()
     seconds = estimate(chunks)[0]
-    about = f" (about {duration(seconds)})" if not unknown else " (timing the first part)"
     values: list = []
     st.session_state[f"{key}.running"] = signature  # what a Cancel click cancels
-    with st.status(f"Computing {what}{about}…", expanded=True) as status:
-        bar, stop = st.progress(0.0, text="starting"), st.empty()
-        stop.button("Cancel", key=f"{key}.cancel", on_click=_cancel, args=(key, signature), icon=":material/stop:")
-        for i, chunk in enumerate(chunks):
-            if chunk.key in ledger["done"]:
-                values.append(chunk.run())
-                continue
-            bar.progress(i / total, text=f"{chunk.label}: {i + 1} of {total}")  # Cancel interrupts here
-            if chunk.warm is not None:
-                chunk.warm()
-            began = time.perf_counter()
+    slot = st.empty()
+    with slot.container(border=True):
+        heading = st.empty()
+        heading.markdown(f"**Computing {what}**" + (f" (about {duration(seconds)})…" if not unknown
+                                                     else " (timing the first part)…"))
+        bar = st.progress(0.0, text="starting")
+        st.button("Cancel", key=f"{key}.cancel", on_click=_cancel, args=(key, signature), icon=":material/stop:")
+    for i, chunk in enumerate(chunks):
+        if chunk.key in ledger["done"]:
             values.append(chunk.run())
-            ledger["costs"][chunk.kind] = (time.perf_counter() - began) / max(chunk.units, 1)
-            ledger["done"].add(chunk.key)
-            if chunk.kind in unknown:  # first timing of this kind: is the rest within the cap?
-                unknown = [k for k in unknown if k != chunk.kind]
-                rest = estimate(chunks[i + 1:])[0]
-                if not unknown:
-                    status.update(label=f"Computing {what} (about {duration(rest)} more)…")
-                if not unknown and rest > limit("wait_seconds"):
-                    stop.empty()
-                    message = refusal(f"the rest of {what}", rest, chunks)
-                    status.update(label=f"Stopped {what}: over this server's time limit", state="error")
-                    st.error(message)
-                    return Outcome(values + [None] * (total - i - 1), "refused", message, done=i + 1)
-        spent = time.perf_counter() - start
-        bar.progress(1.0, text=f"{total} of {total}")
-        stop.empty()
-        status.update(label=f"Computed {what} in {duration(spent)}", state="complete", expanded=False)
+            continue
+        bar.progress(i / total, text=f"{chunk.label}: {i + 1} of {total}")  # Cancel interrupts here
+        if chunk.warm is not None:
+            chunk.warm()
+        began = time.perf_counter()
+        values.append(chunk.run())
+        _record(chunk.kind, time.perf_counter() - began, chunk.units)
+        ledger["done"].add(chunk.key)
+        if chunk.kind in unknown and cost(chunk.kind) is not None:  # measured enough now: is the rest within the cap?
+            unknown = [k for k in unknown if k != chunk.kind]
+            rest = estimate(chunks[i + 1:])[0]  # a lower bound while other kinds are still being timed
+            if rest > limit("wait_seconds"):
+                message = refusal(f"the rest of {what}", rest, chunks)
+                _closed(slot, f"Stopped {what}: over this server's time limit", "error", i + 1, total)
+                st.error(message)
+                return Outcome(values + [None] * (total - i - 1), "refused", message, done=i + 1)
+        rest, untimed = estimate(chunks[i + 1:])
+        if rest:
+            heading.markdown(f"**Computing {what}** (about {duration(rest)} more"
+                             + (", plus parts not timed yet" if untimed else "") + ")…")
+    spent = time.perf_counter() - start
+    _closed(slot, f"Computed {what} in {duration(spent)}", "complete", total, total)
     return Outcome(values, "complete", seconds=spent, done=total)
+
+
+def _closed(slot, label: str, state: str, done: int, total: int) -> None:
+    with slot.status(label, state=state, expanded=False):
+        st.progress(done / total, text=f"{done} of {total}")
