@@ -38,15 +38,12 @@ names = {cid: ui.short_name(cid) for cid in ids}
 roles = {names[cid]: role for cid, role in zoo_views.zoo_roles(manifest).items() if cid in names}
 
 
-@ui.fragment
-def lesson() -> None:
+def lesson() -> None:  # no fragment: a Cancel click inside one would not interrupt the run (gradreg.ui.bounded)
     eps = float(st.select_slider("ε (L∞ radius)", (0.05, 0.1, 0.15, 0.2, 0.25, 0.3), value=0.2, key="masking.eps"))
-    results = {}
-    with ui.failures("The masking checks", stop=True), st.status("Attacking the defences…", expanded=False) as status:
-        for cid in ids:
-            status.update(label=f"Attacking {names[cid]} (FGSM, PGD, Square, transfer)…")
-            results[names[cid]] = ui.masking_records(cid, plain[0] if plain else None, dataset, n, eps, steps, queries)
-        status.update(label=f"{len(ids)} defences attacked at ε = {eps:g} on {n} images", state="complete")
+    with ui.failures("The masking checks", stop=True):
+        results, _ = ui.masking_results(ids, plain[0] if plain else None, dataset, n, eps, steps, queries)
+    if not results:
+        st.stop()
     rows = [masking.lesson_row(name, records, eps) for name, records in results.items()]
     st.plotly_chart(lesson_figures.masking_bars(rows, labels=COLUMNS), width="stretch", key="masking.bars")
     table = [{"model": r["model"], **{COLUMNS[c]: r[c] for c in COLUMNS},

@@ -35,8 +35,7 @@ classes = ui.gallery(dataset)
 firsts = tuple(classes[k][0] for k in sorted(classes))  # the first test image of each class, as in the paper
 
 
-@ui.fragment
-def lesson() -> None:
+def lesson() -> None:  # no fragment: a Cancel click inside one would not interrupt the run (gradreg.ui.bounded)
     left, middle, right, last = st.columns([3, 2, 2, 2])
     judge = left.selectbox("Judge model", candidates, index=candidates.index(judge_default),
                            format_func=ui.short_name, key="morphs.judge")
@@ -47,10 +46,11 @@ def lesson() -> None:
     ui.within_limits(images=n, attack_steps=steps)
     if judge in ids:
         st.warning(f"{ui.short_name(judge)} judges its own images: the rate is not independent.")
-    with ui.failures("The iterated-TGSM grids", stop=True), st.spinner("Crafting the grids…"):
-        grids = {ui.short_name(cid): ui.morph_grid(cid, judge, dataset, firsts, steps, step) for cid in ids}
-        rows = [morphs.morph_row(ui.short_name(cid), grids[ui.short_name(cid)],
-                                 ui.judge_rates(cid, judge, dataset, n, steps, step)) for cid in ids]
+    with ui.failures("The iterated-TGSM grids", stop=True):
+        grids, rates = ui.morph_results(ids, judge, dataset, firsts, n, steps, step)[:2]
+    rows = [morphs.morph_row(name, grids[name], rates[name]) for name in grids if name in rates]
+    if not rows:
+        st.stop()
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={k: percent for k in rows[0] if k.startswith(("grid", "images:"))})

@@ -40,7 +40,9 @@ left, right = st.columns([1, 3], vertical_alignment="bottom")
 n = left.number_input("Test images (the first N)", 8, 256, 16, step=8, key="saliency.n")
 if methods and right.toggle("Compute the metrics table", value=False, key="saliency.metrics"):
     with ui.failures("Computing the metrics"):
-        st.dataframe(ui.metrics_table(ids, methods, dataset, int(n)), width="stretch", hide_index=True)
+        rows, _ = ui.metrics_table(ids, methods, dataset, int(n))
+        if rows:
+            st.dataframe(rows, width="stretch", hide_index=True)
     st.caption(f"Means over the first {int(n)} test images (the λ explorer's gradient norm is the cards' mean over "
                f"the zoo's first {(ui.zoo() or {}).get('n_eval', '?')}: a different set, so a different number). "
                "Lower total variation = smoother; stroke mass vs stroke fraction = how much "

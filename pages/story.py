@@ -45,8 +45,12 @@ def maps(rows: dict[str, str]) -> None:
 
 def attacked(entry: dict) -> None:
     with ui.failures(f"Attacking {entry['name']}"):
-        panel = ui.attack_panel(entry["id"], dataset, digits[0], "fgsm", eps, None, (), "input_gradient")
+        shown = ui.showcase_digit(ui.signature(), eps)  # a digit plain loses at this ε and the regularized keeps
+        panel = ui.attack_panel(entry["id"], dataset, digits[0] if shown is None else shown, "fgsm", eps, None, (),
+                                "input_gradient")
         st.markdown(panels.attack_summary(entry["name"], panel))
+        if note := panels.blank_note(panel, entry["name"]):
+            st.caption(note)
         left, right = st.columns([5, 2])
         left.plotly_chart(page_figures.attack_row(panel), width="stretch", key=f"story.row.{step}")
         right.plotly_chart(page_figures.probability_pair(panel), width="stretch", key=f"story.bars.{step}")

@@ -215,7 +215,7 @@ def test_bad_link_warns_once_and_falls_back(app, tiny_zoo):
     for part in ("distill", "attack.eps.fgsm.linf=9", "attack.bogus", "curves.top=0.35"):
         assert part in warning.value
     assert len(app.multiselect(key="attack.models").value) == 3, "the default line-up"
-    assert app.slider(key="attack.eps.fgsm.linf").value == 0.1
+    assert app.slider(key="attack.eps.fgsm.linf").value == 0.05, "the page's default: the tiny zoo's lesson ε"
     assert app.query_params == {"attack.method": "fgsm"}, "bad values and other pages' keys leave the URL"
     app.run()
     assert not app.warning, "the warning is about the link, once"

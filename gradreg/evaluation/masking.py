@@ -68,12 +68,10 @@ def _attack_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: l
                  illusion_eps: float, *, pgd_steps: int, square_queries: int, seed: int | None,
                  batch_size: int) -> dict:
     run = {"seed": seed, "batch_size": batch_size}
-    single = list(dict.fromkeys(eps_list + [illusion_eps]))
-    return {"fgsm": _by_eps(robust_accuracy(model, x, y, method="fgsm", epsilons=single, **run)),
-            "pgd": _by_eps(robust_accuracy(model, x, y, method="pgd", epsilons=list(dict.fromkeys(single + [large_eps])),
-                                           steps=pgd_steps, **run)),
-            "square": _by_eps(robust_accuracy(model, x, y, method="square", epsilons=eps_list,
-                                              queries=square_queries, **run))}
+    knobs = {"fgsm": {}, "pgd": {"steps": pgd_steps}, "square": {"queries": square_queries}}
+    plan = attack_plan(eps_list, large_eps=large_eps, illusion_eps=illusion_eps)
+    return {method: _by_eps(robust_accuracy(model, x, y, method=method, epsilons=epsilons, **knobs[method], **run))
+            for method, epsilons in plan.items()}
 
 
 def _transfer_check(model: nn.Module, source: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
@@ -161,6 +159,26 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilo
         check_real(name, value, low=0.0, high=1.0)
     acc = _attack_grid(model, x, y, eps_list, large_eps, illusion_eps, pgd_steps=pgd_steps,
                        square_queries=square_queries, seed=seed, batch_size=batch_size)
+    return checks_from_accuracies(model, x, y, acc, epsilons=eps_list, large_eps=large_eps, source=source,
+                                  tolerance=tolerance, chance=chance, zero_limit=zero_limit, illusion_eps=illusion_eps,
+                                  illusion_gap=illusion_gap, batch_size=batch_size)
+
+
+def attack_plan(epsilons: Sequence[float], *, large_eps: float = 0.5, illusion_eps: float = 0.3) -> dict:
+    """The white-box accuracies ``masking_checks`` needs: ``{"fgsm" | "pgd" | "square": [ε, ...]}``."""
+    eps_list = list(epsilons)
+    single = list(dict.fromkeys(eps_list + [illusion_eps]))
+    return {"fgsm": single, "pgd": list(dict.fromkeys(single + [large_eps])), "square": eps_list}
+
+
+def checks_from_accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor, acc: dict, *,
+                           epsilons: Sequence[float], large_eps: float = 0.5, source: nn.Module | None = None,
+                           tolerance: float = 0.02, chance: float = 0.1, zero_limit: float = 0.01,
+                           illusion_eps: float = 0.3, illusion_gap: float = 0.3, batch_size: int = CHUNK) -> list[dict]:
+    """``masking_checks`` from white-box accuracies already measured on ``x`` (``acc``: ``{"fgsm" | "pgd" |
+    "square": {ε: accuracy}}`` at the ε of ``attack_plan``), so a caller can compute them in pieces; the transfer
+    check and the gradient statistics run here."""
+    eps_list = list(epsilons)
     large = acc["pgd"][large_eps]
     return [
         _iterative_check(acc, eps_list, tolerance),

@@ -108,3 +108,36 @@ def metrics_row(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: s
 def randomization_records(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, method: str) -> list[dict]:
     """The cascading model-randomization check (Adebayo et al. 2018) of ``method``: records per re-initialized layer."""
     return randomization_check(model, x, "true", y=y, method=method)
+
+
+def default_digit(plain: nn.Module, regular: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                  method: str = "fgsm") -> int | None:
+    """The first image of ``x`` that shows the lesson: ``plain`` classifies it correctly, loses it under ``method``
+    at ``eps``, and ``regular`` keeps it; None when no image does.
+
+    Args:
+        x: images ``(N, C, H, W)`` in [0, 1]; y: labels ``(N,)``; eps: L∞ radius in pixel units.
+    Returns:
+        An index into ``x``.
+    """
+    lost = (predict_logits(plain, x).argmax(1) == y) & (predict_logits(plain, attack(plain, x, y, method, eps=eps,
+                                                                                      seed=0)).argmax(1) != y)
+    kept = predict_logits(regular, attack(regular, x, y, method, eps=eps, seed=0)).argmax(1) == y
+    hits = torch.nonzero(lost & kept).flatten()
+    return int(hits[0]) if len(hits) else None
+
+
+BLANK_RATIO = 0.05  # a map whose peak is under 5 % of the shared colour scale's reads as empty
+
+
+def blank_note(panel: Mapping, name: str) -> str:
+    """Why ``panel``'s clean saliency map (``attack_panel``) looks blank next to its adversarial one under their
+    shared colour scale, or "" when it does not."""
+    clean, adv = np.abs(panel["saliency_clean"]).max(), np.abs(panel["saliency_adv"]).max()
+    if clean >= BLANK_RATIO * max(clean, adv) and clean > 0:
+        return ""
+    confidence = float(np.max(panel["probs_clean"]))
+    ratio = f"{clean / adv:.1%} of" if adv > 0 else "as small as"
+    return (f"{name}'s clean saliency map looks blank: its largest value is {ratio} the adversarial map's, on the "
+            f"shared colour scale. It is {confidence:.2%} sure of its answer, and a near-certain prediction has a "
+            "near-zero gradient (softmax saturates); hover over the tile for the raw values.")

@@ -14,7 +14,7 @@ import torch
 
 from gradreg.core.data import load_dataset
 from gradreg.evaluation.accuracy import robust_accuracy
-from gradreg.evaluation.masking import masking_checks
+from gradreg.evaluation.masking import checks_from_accuracies
 from gradreg.explain.saliency import SALIENCY_METHODS
 from gradreg.lessons import digit, morphs, panels, quiz, transfer, zoo_views
 from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
@@ -85,6 +85,29 @@ def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
     return figures.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y.tolist()])
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def showcase_digit(signature: tuple, eps: float, scan: int = 256) -> int | None:
+    """``panels.default_digit`` of the zoo's plain and showcase Grad Reg (y) models under FGSM at ``eps``, among its
+    first ``scan`` test images: the digit that shows the lesson (None without a zoo, or when no digit does)."""
+    manifest = zoo_manifest(signature)[0]
+    pair = zoo_views.showcase(manifest) if manifest else None
+    if pair is None:
+        return None
+    dataset = manifest["dataset"]
+    x, y = test_batch(dataset, tuple(range(min(scan, test_size(dataset)))))
+    return panels.default_digit(load_model(pair[0]["id"]), load_model(pair[1]["id"]), x, y, eps=eps)
+
+
+def showcase_view(signature: tuple, eps: float) -> tuple[int, float] | None:
+    """(digit, ε) that shows the lesson: ``showcase_digit`` at ``eps``, else at the zoo cards' nearest ε that has
+    one; None when none does."""
+    manifest = zoo_manifest(signature)[0]
+    candidates = sorted({eps, *(zoo_views.card_epsilons(manifest) if manifest else ())},
+                        key=lambda e: (abs(e - eps), e))
+    return next(((index, e) for e in candidates if e > 0 and (index := showcase_digit(signature, e)) is not None),
+                None)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, size: float, target: str | int | None,
                  params: tuple, saliency_method: str) -> dict:
@@ -143,13 +166,13 @@ def digit_reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def masking_records(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float, steps: int,
-                    queries: int) -> list[dict]:
-    """``masking_checks`` of one model at one ε on the first ``n`` test images (``source``: the transfer check's
-    model, or None); PGD ``steps``, Square ``queries``."""
+def masking_verdicts(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float,
+                     accuracies: tuple) -> list[dict]:
+    """``masking.checks_from_accuracies`` of one model at one ε on the first ``n`` test images, from its white-box
+    ``accuracies`` (sorted (method, ((ε, accuracy), ...)) pairs); ``source``: the transfer check's model, or None."""
     x, y = test_batch(dataset, tuple(range(n)))
-    return masking_checks(load_model(checkpoint_id), x, y, epsilons=(eps,), pgd_steps=steps, square_queries=queries,
-                          source=load_model(source) if source else None)
+    return checks_from_accuracies(load_model(checkpoint_id), x, y, {m: dict(v) for m, v in accuracies},
+                                  epsilons=(eps,), source=load_model(source) if source else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

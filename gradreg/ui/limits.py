@@ -31,6 +31,8 @@ CAPS: dict[str, Cap] = {
     "queries": Cap("GRADREG_MAX_QUERIES", 5000, "model queries of a gradient-free attack"),
     "epochs": Cap("GRADREG_MAX_EPOCHS", 20, "training epochs in the app"),
     "trainings": Cap("GRADREG_MAX_TRAININGS", 1, "concurrent trainings per process"),
+    # A request's estimated computing time (``gradreg.ui.bounded``): longer ones are refused before they start.
+    "wait_seconds": Cap("GRADREG_MAX_WAIT_SECONDS", 120, "seconds of computation per request"),
 }
 # Which attack knob each cap bounds (``ATTACKS[m].params`` names).
 KNOB_CAPS = {"steps": "attack_steps", "restarts": "restarts", "queries": "queries"}

@@ -12,10 +12,9 @@ from gradreg.attacks import ATTACKS, NORMS, TARGETS
 from gradreg.lessons import panels, zoo_views
 from gradreg.training.checkpoints import CheckpointError
 from gradreg.ui import urlstate
-from gradreg.ui.catalogue import delete_user_model, model_labels, short_name, usable_models
-from gradreg.ui.compute import gallery, images, robust_point, saliency_methods, saliency_metrics, test_size
+from gradreg.ui.catalogue import delete_user_model, model_labels, usable_models
+from gradreg.ui.compute import gallery, images, saliency_methods, test_size
 from gradreg.ui.labels import label
-from gradreg.ui.limits import check_knob_caps, check_limit
 from gradreg.ui.share import advanced
 
 
@@ -77,22 +76,6 @@ def _delete(key: str, checkpoint_id: str, name: str) -> None:
     st.session_state[f"{key}.outcome"] = ("deleted", f"Deleted {name}.")
 
 
-def accuracy_curves(ids: list[str], dataset: str, n: int, method: str, epsilons: list[float], params: tuple) -> list:
-    """Accuracy of each model under ``method`` on the first ``n`` test images at each ε, with a progress bar;
-    every point is cached on its own, so adding a model or an ε computes only what is new."""
-    check_limit("images", n)  # before any cache lookup: the same request is refused on every server state
-    check_knob_caps(dict(params))
-    bar, records, total = st.progress(0.0, text="accuracy vs ε"), [], len(ids) * len(epsilons)
-    names = model_labels(usable_models())
-    for i, cid in enumerate(ids):
-        for j, eps in enumerate(epsilons):
-            records.append({"model": names.get(cid, cid), "eps": eps,
-                            "accuracy": robust_point(cid, dataset, n, method, eps, params)})
-            bar.progress((i * len(epsilons) + j + 1) / total, text=f"{names.get(cid, cid)} · ε = {eps:g}")
-    bar.empty()
-    return records
-
-
 def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (), max_selections: int = 6,
                  label_text: str = "Models") -> list[str]:
     """A multiselect of usable models (of ``dataset``, if given); returns checkpoint ids."""
@@ -106,19 +89,23 @@ def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (
                           max_selections=max_selections, key=f"{key}.models")
 
 
-def image_picker(key: str, dataset: str) -> int:
-    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index."""
+def image_picker(key: str, dataset: str, *, default: int | None = None) -> int:
+    """One test image: from a per-class gallery of thumbnails, or by index; returns the test index. The widgets
+    open on test image ``default`` (its class and example in the gallery, else by index) when given."""
     classes = gallery(dataset)
-    mode = st.segmented_control("Choose the image", ["gallery", "index"], default="gallery", required=True,
-                                key=f"{key}.mode", format_func=str.capitalize)
+    where = next(((k, v.index(default)) for k, v in classes.items() if default in v), None)
+    mode = st.segmented_control("Choose the image", ["gallery", "index"], required=True, key=f"{key}.mode",
+                                default="index" if default is not None and where is None else "gallery",
+                                format_func=str.capitalize)
     if mode == "index":
-        return int(st.number_input("Test index", 0, test_size(dataset) - 1, 0, key=f"{key}.index"))
-    digit = st.segmented_control("Class", list(classes), default=next(iter(classes)), required=True,
-                                 key=f"{key}.class")
+        return int(st.number_input("Test index", 0, test_size(dataset) - 1, default or 0, key=f"{key}.index"))
+    digit = st.segmented_control("Class", list(classes), default=where[0] if where else next(iter(classes)),
+                                 required=True, key=f"{key}.class")
     choices = classes[digit]
     x, _ = images(dataset, tuple(choices))
     st.image(panels.thumbnail_strip(x), width="stretch")
-    position = st.segmented_control("Example", list(range(len(choices))), default=0, required=True,
+    first = where[1] if where and where[0] == digit else 0
+    position = st.segmented_control("Example", list(range(len(choices))), default=first, required=True,
                                     format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
     return choices[position]
 
@@ -133,9 +120,10 @@ def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = 
     return tuple(classes[k][example - 1] for k in sorted(chosen))
 
 
-def attack_controls(key: str) -> dict:
+def attack_controls(key: str, *, eps: float | None = None) -> dict:
     """Attack, its size (ε, or the step size or θ of attacks without a radius: one slider labelled by
-    ``panels.size_range``), target, the attack's other knobs and the saliency method shown; returns ``{"method",
+    ``panels.size_range``; ``eps``: the L∞ sliders' default instead), target, the attack's other knobs and the
+    saliency method shown; returns ``{"method",
     "size", "target", "saliency", "params"}`` with ``params`` as sorted (name, value) pairs (a cache key)."""
     left, middle, right, last = st.columns([2, 3, 2, 2])
     method = left.selectbox("Attack", list(ATTACKS), format_func=label, key=f"{key}.method")
@@ -147,6 +135,7 @@ def attack_controls(key: str) -> dict:
                 params[name] = _knob(f"{key}.{method}.{name}", name, default)
     norm = params.get("norm", spec.norm)
     title, high, value, step = panels.size_range(method, norm)
+    value = eps if eps is not None and spec.size == "eps" and norm == "linf" else value  # the page's lesson ε
     size = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")  # key: shared links
     target = None
     if spec.targeted:
@@ -170,19 +159,6 @@ def _knob(key: str, name: str, default: object) -> object:
     if isinstance(default, float):
         return float(st.number_input(name, 0.0, 1.0, default, step=0.01, key=key))
     return None
-
-
-def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int) -> list[dict]:
-    """Saliency metrics per (model, method) on the first ``n`` test images, with a progress bar."""
-    bar, records = st.progress(0.0, text="saliency metrics"), []
-    pairs = [(cid, m) for cid in ids for m in methods]
-    for i, (cid, method) in enumerate(pairs):
-        bar.progress(i / len(pairs), text=f"{short_name(cid)} · {label(method)}")
-        values = saliency_metrics(cid, dataset, n, method)
-        records.append({"model": short_name(cid), "method": label(method),
-                        **{k.replace("_", " "): float(f"{v:.3g}") for k, v in values.items()}})
-    bar.empty()
-    return records
 
 
 def strong_attack_table(dataset: str, names: dict[str, str], *, key: str) -> bool:
