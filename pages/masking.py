@@ -65,7 +65,8 @@ def lesson() -> None:  # no fragment: a Cancel click inside one would not interr
         st.dataframe(masking.verdict_records(results), hide_index=True, width="stretch", key="masking.details")
     source = ui.short_name(plain[0]) if plain else "—"
     st.caption("fail = masking suspected (Athalye et al. 2018; Carlini et al. 2019). large_eps runs PGD at ε = 0.5 "
-               f"and expects ≤ 10 % accuracy; transfer uses FGSM crafted on {source}.")
+               f"and expects ≤ 10 % accuracy; single_step_illusion fails when FGSM leaves over 30 points more than "
+               f"PGD at ε = {eps:g}; transfer uses FGSM crafted on {source}.")
     st.subheader("The same defences under the strongest attack we have")
     if not ui.strong_attack_table(dataset, {role: name for name, role in roles.items()}, key="masking.strong"):
         st.caption("The report has no strong-attack table for this zoo yet (`python -m gradreg robustness`).")

@@ -29,8 +29,12 @@ def move(by: int) -> None:
 step = st.segmented_control("Step", range(len(STEPS)), required=True, key="story.step",
                             format_func=lambda i: f"{i + 1}. {STEPS[i]}")
 epsilons = zoo_views.card_epsilons(manifest)
-eps = st.select_slider("ε of the attacks (L∞, pixel units)", epsilons, key="story.eps",
-                       value=min(epsilons, key=lambda e: abs(e - 0.1)), format_func=lambda v: f"{v:g}")
+default_eps = min(epsilons, key=lambda e: abs(e - 0.1))
+if step == 0:  # the noisy-gradients step attacks nothing: no ε to choose
+    eps = st.session_state.get("story.eps", default_eps)
+else:
+    eps = st.select_slider("ε of the attacks (L∞, pixel units)", epsilons, key="story.eps", value=default_eps,
+                           format_func=lambda v: f"{v:g}")
 cards = {name: zoo_views.card_values(entry["card"], eps) for name, entry in by_name.items()}
 p, r, lam = cards[plain["name"]], cards[regular["name"]], regular["config"]["lam"]
 digits = tuple(indices[0] for indices in ui.gallery(dataset).values())[:4]

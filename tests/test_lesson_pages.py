@@ -81,6 +81,9 @@ def test_masking_lesson_table_verdicts_and_story(app):
     assert list(verdicts.value["model"]) == ["fgsm_at", "grad_y_110"] and len(verdicts.value.columns) == 1 + 6
     assert set(details.value["verdict"]) <= {"pass", "fail", "skipped"} and len(details.value) == 2 * 6
     assert set(verdicts.value["zero_gradients"]) <= {"pass", "FAIL"}
+    illusion = details.value[details.value["check"] == "single_step_illusion"]["detail"]
+    eps = app.select_slider(key="masking.eps").value
+    assert all(text.startswith(f"at ε {eps:g} FGSM leaves") for text in illusion), "the check follows the slider"
     best = table.value.loc[table.value["white-box FGSM"].idxmax()]
     story = [m.value for m in app.markdown if m.value.startswith("- ")]
     assert f"**{best['model']}** ({best['white-box FGSM']:.0%})" in story[0], "the narrative reads the table"

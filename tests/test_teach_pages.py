@@ -117,10 +117,12 @@ def test_quiz_offers_an_eps_only_for_questions_that_attack(app):
 def test_story_steps_forward_and_back(app):
     _open(app, "pages/story.py")
     assert app.segmented_control(key="story.step").value == 0
+    assert not [s for s in app.select_slider if s.key == "story.eps"], "step 1 attacks nothing: no ε slider"
     assert any("plain model" in m.value for m in app.markdown)
     assert len(app.get("plotly_chart")) == 1
     app.button(key="story.next").click().run()
     assert app.segmented_control(key="story.step").value == 1
+    assert [s.key for s in app.select_slider] == ["story.eps"], "step 2 attacks: its ε slider is back"
     assert any("predicted" in m.value for m in app.markdown), "step 2 attacks a digit live"
     for step in range(2, 6):
         app.segmented_control(key="story.step").set_value(step).run()

@@ -169,10 +169,11 @@ def digit_reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
 def masking_verdicts(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float,
                      accuracies: tuple) -> list[dict]:
     """``masking.checks_from_accuracies`` of one model at one ε on the first ``n`` test images, from its white-box
-    ``accuracies`` (sorted (method, ((ε, accuracy), ...)) pairs); ``source``: the transfer check's model, or None."""
+    ``accuracies`` (sorted (method, ((ε, accuracy), ...)) pairs); ``source``: the transfer check's model, or None.
+    The single-step-illusion check runs at ``eps`` too, so its verdict follows the lesson's slider."""
     x, y = test_batch(dataset, tuple(range(n)))
     return checks_from_accuracies(load_model(checkpoint_id), x, y, {m: dict(v) for m, v in accuracies},
-                                  epsilons=(eps,), source=load_model(source) if source else None)
+                                  epsilons=(eps,), illusion_eps=eps, source=load_model(source) if source else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)

@@ -120,7 +120,8 @@ def masking_results(ids: list[str], source: str | None, dataset: str, n: int, ep
     accuracies (``attack_plan``: FGSM, PGD-``steps``, Square with ``queries``) in image batches, then one cheap
     chunk for the transfer check and the gradient statistics; returns the models whose every chunk finished."""
     knobs = {"fgsm": (), "pgd": (("steps", steps),), "square": (("queries", queries),)}
-    plan = [(m, e, knobs[m]) for m, epsilons in attack_plan((eps,)).items() for e in epsilons]
+    # the single-step-illusion check at the lesson's ε: a large FGSM-PGD gap there is what it teaches to look for
+    plan = [(m, e, knobs[m]) for m, epsilons in attack_plan((eps,), illusion_eps=eps).items() for e in epsilons]
     points, chunks = _attack_chunks([(cid, m, e, p) for cid in ids for m, e, p in plan], dataset, n,
                                     {cid: short_name(cid) for cid in ids})
 
