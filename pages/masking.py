@@ -26,7 +26,7 @@ st.markdown("A defence can look robust because an attack cannot *use* its gradie
             "adversarial example exists. PGD beats FGSM on every model by a few points; the tell-tale signs are a "
             "*large* gap (FGSM far above PGD, or the gradient-free Square attack beating both), another model's "
             "gradient beating the model's own, and many input gradients that are exactly zero.")
-budget = {"masking.n": 64, "masking.steps": 20, "masking.queries": 300}  # test images, PGD steps, Square queries
+budget = {"masking.n": 32, "masking.steps": 20, "masking.queries": 100}  # cheap by default: raise them here
 if ui.advanced():  # teacher mode: the link's values (or these defaults), no controls
     left, middle, right = st.columns(3)
     left.number_input("Test images (the first N)", 16, 256, budget["masking.n"], step=16, key="masking.n")
