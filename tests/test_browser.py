@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -51,21 +53,20 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
     raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_zoo):
+@contextmanager
+def streamlit_server(tmp_path_factory, env: dict[str, str]) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with ``env`` added to this process's environment; yields its URL and
+    stops it afterwards. Skips without Chromium, except under CI, where it fails."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    zoo = tiny_zoo
     port, log = _free_port(), tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = os.environ | {"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user")),
-                        "GRADREG_MAX_EPOCHS": "100"}  # the training test needs a run long enough to stop
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                  "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
@@ -77,6 +78,14 @@ def server(tmp_path_factory, tiny_zoo):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_zoo):
+    env = {"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user")),
+           "GRADREG_MAX_EPOCHS": "100"}  # the training test needs a run long enough to stop
+    with streamlit_server(tmp_path_factory, env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

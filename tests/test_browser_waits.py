@@ -7,14 +7,11 @@ progress update before the next chunk. Screenshots go to ``artifacts/screenshots
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
-from test_browser import CHROMIUM, ROOT, SHOTS, _free_port, _no_exception, _settle, _wait_healthy
+from test_browser import SHOTS, _no_exception, _settle, page, streamlit_server  # noqa: F401 (page: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CAP = 7200  # seconds ($GRADREG_MAX_WAIT_SECONDS): the full-strength ensemble runs, long enough to be cancelled
@@ -24,43 +21,10 @@ STATUS = '[data-testid="stExpander"]'  # st.status draws an expander whose summa
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_zoo):
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    port, log = _free_port(), tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = os.environ | {"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_MAX_WAIT_SECONDS": str(CAP),
-                        "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user"))}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
+    env = {"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_MAX_WAIT_SECONDS": str(CAP),
+           "GRADREG_CHECKPOINT_DIR": str(tmp_path_factory.mktemp("user"))}
+    with streamlit_server(tmp_path_factory, env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        tab = browser.new_page(viewport={"width": 1440, "height": 2400})
-        tab.set_default_timeout(90_000)
-        yield tab
-        browser.close()
 
 
 def _outcome(tab, what: str, timeout: float = TIMEOUT) -> str:

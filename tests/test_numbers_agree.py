@@ -7,15 +7,7 @@ from __future__ import annotations
 import json
 
 from gradreg.ui.widgets import TEST_ACCURACY
-
-
-def _open(app, page: str, **state):
-    app.run()
-    for key, value in state.items():
-        app.session_state[key] = value
-    app.switch_page(page).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+from test_teach_pages import _open
 
 
 def _manifest(tiny_zoo) -> dict:
