@@ -13,9 +13,9 @@ import torch
 
 from gradreg.paper.claims import evaluate_claims
 from gradreg.paper.report_saved import ablation_section, robustness_section
-from gradreg.paper.report_sections import (accuracy_section, claims_section, curve_section, deviations,
-                                           lambda_section, masking_section, models_section, saliency_section,
-                                           seeds_section, targeted_section, transfer_section)
+from gradreg.paper.report_sections import (accuracy_section, claims_section, curve_section, lambda_section,
+                                           masking_section, saliency_section, targeted_section, transfer_section)
+from gradreg.paper.report_setup import deviations, models_section, seeds_section
 from gradreg.paper.reproduce import Reproduction
 
 NOT_DONE = """- The human-subject study is replaced by a judge model (indicative only).
