@@ -223,9 +223,10 @@ def test_models_page_lists_usable_and_unusable(app, tiny_ckpt_dir, tiny_zoo, tmp
     _open(app, "pages/models.py")
     assert app.title[0].value == "Models & data"
     assert any("evil.pt" in w.value for w in app.warning)
-    assert len(app.dataframe) == 2
+    assert len(app.dataframe) == 1, "the models; the datasets are a list (their reasons are whole sentences)"
     assert len(app.dataframe[0].value) == 7, "six zoo models and the user's one"
     where = " ".join(m.value for m in app.markdown)
+    assert "**synthetic**: available." in where
     assert f"`{tiny_zoo}`" in where and f"`{user}`" in where, "the server's directories, for whoever runs it"
 
 
