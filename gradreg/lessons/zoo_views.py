@@ -7,6 +7,7 @@ The views follow Ross & Doshi-Velez (AAAI 2018, https://arxiv.org/abs/1711.09404
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -39,11 +40,7 @@ def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | P
             if info.path.resolve() in seen:
                 continue
             seen.add(info.path.resolve())
-            entry = entries.get(info.id, {}) if info.ok else {}
-            row = {"id": info.id, "name": entry.get("name", ""), "source": source, "path": str(info.path),
-                   "ok": info.ok, "reason": info.reason, "complete": info.complete, "created": info.created,
-                   "test_accuracy": info.metrics.get("test_accuracy"), "card": entry.get("card")}
-            rows.append(row | (info.config.to_dict() if info.config is not None else {}))
+            rows.append(_row(info, source, entries.get(info.id, {}) if info.ok else {}))
     zoo = sorted((r for r in rows if r["source"] == "zoo"), key=lambda r: order.get(r["id"], len(order)))
     return zoo + sorted((r for r in rows if r["source"] == "user"), key=lambda r: r["created"], reverse=True)
 
@@ -51,13 +48,15 @@ def catalogue(manifest: Mapping | None, zoo_root: str | Path, user_root: str | P
 def file_rows(paths: list[Path], *, source: str) -> list[dict]:
     """Catalogue rows (as ``catalogue``'s, without a card) for checkpoint files outside the listed directories,
     e.g. a sweep's trials opened on the dashboard."""
-    rows = []
-    for info in map(checkpoints.inspect, paths):
-        row = {"id": info.id, "name": "", "source": source, "path": str(info.path), "ok": info.ok,
-               "reason": info.reason, "complete": info.complete, "created": info.created,
-               "test_accuracy": info.metrics.get("test_accuracy"), "card": None}
-        rows.append(row | (info.config.to_dict() if info.config is not None else {}))
-    return rows
+    return [_row(info, source, {}) for info in map(checkpoints.inspect, paths)]
+
+
+def _row(info: checkpoints.CheckpointInfo, source: str, entry: Mapping) -> dict:
+    """One catalogue row: the file's facts, its zoo ``entry``'s name and card (if any) and its config's fields."""
+    row = {"id": info.id, "name": entry.get("name", ""), "source": source, "path": str(info.path), "ok": info.ok,
+           "reason": info.reason, "complete": info.complete, "created": info.created,
+           "test_accuracy": info.metrics.get("test_accuracy"), "card": entry.get("card")}
+    return row | (info.config.to_dict() if info.config is not None else {})
 
 
 def card_values(card: Mapping, eps: float) -> dict[str, float | None]:
@@ -114,8 +113,7 @@ def seed_spread(manifest: Mapping, name: str, eps: float) -> dict | None:
     for key in ("clean", "fgsm", "pgd", "transfer_fgsm", "grad_norm", "max_prob"):
         xs = [v[key] for v in values if v[key] is not None]
         if len(xs) > 1:
-            mean = sum(xs) / len(xs)
-            spread[key] = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
+            spread[key] = statistics.stdev(xs)
     return spread
 
 

@@ -5,7 +5,7 @@ rewritten atomically as trials finish; read back and summarized as mean ± sd ov
 from __future__ import annotations
 
 import json
-import math
+import statistics
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -104,10 +104,7 @@ def summarize(rows: Iterable[Mapping]) -> list[dict]:
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def format_summary(summary: list[dict], *, metrics: tuple[str, ...] = HEADLINE) -> str:

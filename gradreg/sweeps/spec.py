@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from gradreg.core.config import RECIPES, TrainConfig, config_id
@@ -220,8 +220,7 @@ def _link(trials: list[Trial], options: dict) -> tuple[Trial, ...]:
     for trial in trials:
         ref = first.get(trial.config.dataset)
         if ref is not None and ref != trial.name:
-            trial = Trial(**{**{f.name: getattr(trial, f.name) for f in fields(trial)},
-                             "reference": ref, "after": (ref,)})
+            trial = replace(trial, reference=ref, after=(ref,))
         linked.append(trial)
     return tuple(linked)
 

@@ -123,9 +123,9 @@ def _flatten(card: dict) -> dict:
 def _card(trial: Trial, ckpt: Checkpoint, storage: str | Path, reference_path: str | Path | None) -> tuple[dict, str]:
     """The model's card on the first ``n_eval`` test images (``gradreg.evaluation.card.model_card``), read from
     ``<storage>/cards`` when it was computed; and that file's path relative to ``storage``."""
-    reference = checkpoints.load(reference_path) if reference_path else None
+    reference_id = _reference_id(reference_path) if reference_path else None
     what = {"n_eval": trial.n_eval, "epsilons": list(trial.epsilons), "pgd_steps": trial.pgd_steps,
-            "reference": reference.id if reference else None}
+            "reference": reference_id}
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:8]
     name = f"{CARDS}/{trial.id}-{digest}.json"
     path = Path(storage) / name
@@ -135,10 +135,19 @@ def _card(trial: Trial, ckpt: Checkpoint, storage: str | Path, reference_path: s
         except (ValueError, KeyError):
             pass  # a damaged card is computed again
     x, y = load_dataset(trial.config.dataset, "test", n=None).tensors
+    reference = checkpoints.load(reference_path).build() if reference_path else None  # only when computing
     card = model_card(ckpt.build(), x[: trial.n_eval], y[: trial.n_eval], epsilons=trial.epsilons,
-                      reference=reference.build() if reference else None, pgd_steps=trial.pgd_steps)
+                      reference=reference, pgd_steps=trial.pgd_steps)
     write_json({"what": what, "card": card}, path)
     return card, name
+
+
+def _reference_id(path: str | Path) -> str:
+    """The reference checkpoint's id from its header alone (its weights are read only when a card is computed)."""
+    info = checkpoints.inspect(path)
+    if not info.ok:
+        raise checkpoints.CheckpointError(f"{path}: {info.reason}")
+    return info.id
 
 
 def stored_in_half(ckpt: Checkpoint) -> Checkpoint:

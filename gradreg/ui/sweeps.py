@@ -63,18 +63,22 @@ KINDS = {  # label → (column prefix, an ε suffix?, accuracy in [0, 1]?, help)
 }
 
 
+def _epsilons(columns: set[str], prefix: str) -> list[float]:
+    """The ε of the columns ``<prefix>_<ε>`` (``pgd_0.1``…), sorted; ``transfer_fgsm_0.1`` is not ``fgsm``'s."""
+    tails = (c[len(prefix) + 1:] for c in columns if c.startswith(prefix + "_"))
+    return sorted({float(t) for t in tails if t[:1].isdigit()})
+
+
 def metric_picker(rows: list[dict], key: str) -> tuple[str, str, bool]:
     """Pick a quantity (and ε for attacks) among the columns ``rows`` hold; returns (column, label, percent)."""
     columns = {k for row in rows for k in row}
     kinds = [k for k, (prefix, eps, _, _) in KINDS.items()
-             if (any(c.startswith(prefix + "_") and c[len(prefix) + 1:][:1].isdigit() for c in columns) if eps
-                 else prefix in columns)]
+             if (_epsilons(columns, prefix) if eps else prefix in columns)]
     kind = st.selectbox("Quantity", kinds, key=f"{key}.kind", help="; ".join(f"**{k}**: {KINDS[k][3]}" for k in kinds))
     prefix, has_eps, percent, _ = KINDS[kind]
     if not has_eps:
         return prefix, kind, percent
-    epsilons = sorted({float(c[len(prefix) + 1:]) for c in columns if c.startswith(prefix + "_")
-                       and c[len(prefix) + 1:][:1].isdigit()})
+    epsilons = _epsilons(columns, prefix)
     eps = st.select_slider("ε (L∞, pixel units)", epsilons, value=min(epsilons, key=lambda e: abs(e - 0.1)),
                            format_func=lambda e: f"{e:g}", key=f"{key}.eps")
     return f"{prefix}_{eps:g}", f"{kind} at ε {eps:g}", percent
