@@ -3,34 +3,42 @@
 Train, attack, evaluate and explain small image classifiers. The packages, arrows pointing down: ``ui`` (the only
 one that imports Streamlit) → ``cli`` → ``lessons`` → ``paper`` → ``training`` → ``evaluation`` → ``attacks`` →
 ``fastgrad`` → ``core``, with ``explain`` beside ``evaluation`` and ``viz`` a leaf. This module re-exports the
-public API; ``saliency`` is imported on first use (Captum itself loads only when a Captum method runs).
+public API, each name imported on first use (Captum itself loads only when a Captum method runs).
 """
 
-from gradreg.attacks import ATTACKS, attack, fgsm, pgd
 from gradreg.core import __version__
-from gradreg.core.config import TrainConfig, config_id, lam_from_authors
-from gradreg.core.data import DATASETS, DatasetUnavailable, load_dataset
-from gradreg.core.models import MODELS, build_model
-from gradreg.evaluation.accuracy import accuracy, input_gradient_norms, robust_accuracy
-from gradreg.evaluation.masking import masking_checks
-from gradreg.evaluation.transfer import transfer_matrix
-from gradreg.training.checkpoints import Checkpoint, CheckpointError, list_checkpoints, load, save
-from gradreg.training.loop import EpochStats, train
-from gradreg.training.regularizers import REGULARIZERS, penalty
-from gradreg.training.reuse import load_or_train
 
-__all__ = [
-    "ATTACKS", "Checkpoint", "CheckpointError", "DATASETS", "DatasetUnavailable", "EpochStats", "MODELS",
-    "REGULARIZERS", "TrainConfig", "__version__", "accuracy", "attack", "build_model", "config_id", "fgsm",
-    "input_gradient_norms", "lam_from_authors", "list_checkpoints", "load", "load_dataset", "load_or_train",
-    "masking_checks", "penalty", "pgd", "robust_accuracy", "saliency", "save", "train", "transfer_matrix",
-]
+# Public name → the module that defines it. Nothing below ``core`` is imported until a name is first used, so
+# ``import gradreg.ui`` (the dashboard's first answer) or ``gradreg.core`` does not pay for torch (PEP 562).
+_PUBLIC = {
+    "ATTACKS": "gradreg.attacks", "attack": "gradreg.attacks", "fgsm": "gradreg.attacks", "pgd": "gradreg.attacks",
+    "TrainConfig": "gradreg.core.config", "config_id": "gradreg.core.config",
+    "lam_from_authors": "gradreg.core.config",
+    "DATASETS": "gradreg.core.data", "DatasetUnavailable": "gradreg.core.data", "load_dataset": "gradreg.core.data",
+    "MODELS": "gradreg.core.models", "build_model": "gradreg.core.models",
+    "accuracy": "gradreg.evaluation.accuracy", "input_gradient_norms": "gradreg.evaluation.accuracy",
+    "robust_accuracy": "gradreg.evaluation.accuracy",
+    "masking_checks": "gradreg.evaluation.masking", "transfer_matrix": "gradreg.evaluation.transfer",
+    "Checkpoint": "gradreg.training.checkpoints", "CheckpointError": "gradreg.training.checkpoints",
+    "list_checkpoints": "gradreg.training.checkpoints", "load": "gradreg.training.checkpoints",
+    "save": "gradreg.training.checkpoints",
+    "EpochStats": "gradreg.training.loop", "train": "gradreg.training.loop",
+    "REGULARIZERS": "gradreg.training.regularizers", "penalty": "gradreg.training.regularizers",
+    "load_or_train": "gradreg.training.reuse", "saliency": "gradreg.explain.saliency",
+}
+__all__ = sorted(["__version__", *_PUBLIC])
 
 
 def __getattr__(name: str):
-    """``gradreg.saliency``: the attribution function, imported on first use."""
-    if name == "saliency":
-        from gradreg.explain.saliency import saliency
+    """A public name, imported from its module on first use (``from gradreg import train`` works as before)."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'gradreg' has no attribute {name!r}")
+    import importlib
 
-        return saliency
-    raise AttributeError(f"module 'gradreg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

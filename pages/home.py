@@ -3,7 +3,6 @@
 import streamlit as st
 
 from gradreg import ui
-from gradreg.lessons import zoo_views
 from gradreg.ui import urlstate
 
 ui.routed()
@@ -26,7 +25,7 @@ and a gradient-free attack to check.
 """
 )
 manifest = ui.zoo()
-pair = zoo_views.showcase(manifest) if manifest else None
+pair = ui.showcase_pair(manifest)
 st.subheader("Plain vs regularized input gradients")
 if pair is None:
     st.info(f"No pretrained zoo with a plain and a Grad Reg (y) model in `{ui.zoo_dir()}`; build it with "

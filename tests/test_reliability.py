@@ -296,7 +296,7 @@ def test_the_train_page_caps_epochs_and_concurrent_runs(capped_app, monkeypatch)
         app.number_input(key="train.seed").set_value(seed)
         app.button[0].click().run()
 
-    from gradreg.ui import train_panel
+    from gradreg.ui import runs
 
     submit(60, 0)
     try:
@@ -305,7 +305,7 @@ def test_the_train_page_caps_epochs_and_concurrent_runs(capped_app, monkeypatch)
         assert any("allows 1 at a time" in i.value for i in app.info), [i.value for i in app.info]
         assert not app.exception
     finally:
-        for job in train_panel._jobs().values():
+        for job in runs.jobs().values():
             job.stop()
             job.join(60)
 

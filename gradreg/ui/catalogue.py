@@ -52,6 +52,11 @@ def zoo() -> dict | None:
     return zoo_manifest(signature())[0]
 
 
+def showcase_pair(manifest: dict | None) -> tuple[dict, dict] | None:
+    """The zoo's plain model and its showcase Grad Reg (y) model (``zoo_views.showcase``), or None."""
+    return zoo_views.showcase(manifest) if manifest else None
+
+
 def zoo_or_stop() -> dict:
     """The zoo's manifest; otherwise an explanation on the page, and the page stops there."""
     manifest, error = zoo_manifest(signature())

@@ -5,25 +5,30 @@ the server's caps refused with a message, and the sidebar's status line.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
 import streamlit as st
-import torch
 
-from gradreg.core.data import CorruptDataset, DatasetUnavailable
-from gradreg.training import checkpoints
-from gradreg.training.jobs import progress
+from gradreg.training.places import CheckpointError
 from gradreg.ui.limits import check_limit, problems
-from gradreg.ui.train_panel import training_job
+from gradreg.ui.runs import training_job
 
 
 def use_threads() -> None:
     """One intra-op thread per torch call (``$GRADREG_UI_THREADS``, default 1), for ``app.py`` to call once.
 
     Several sessions and a training thread share 2 cores: torch's default of one intra-op thread per core made a
-    PGD 40–200× slower under load (spinning OpenMP workers); one thread each keeps every panel responsive."""
-    torch.set_num_threads(int(os.environ.get("GRADREG_UI_THREADS", "1")))
+    PGD 40–200× slower under load (spinning OpenMP workers); one thread each keeps every panel responsive.
+
+    The frame does not import torch (the first answer would wait ~1.5 s for it): when torch is not loaded yet, its
+    ``OMP_NUM_THREADS`` is set, which torch reads when it starts; ``warm.start`` imports it after the first run."""
+    threads = int(os.environ.get("GRADREG_UI_THREADS", "1"))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def enter_page(page=None) -> None:
@@ -57,7 +62,9 @@ def failures(what: str, *, stop: bool = False) -> Iterator[None]:
     with its message instead of a traceback; the rest of the page still renders, unless ``stop``."""
     try:
         yield
-    except (checkpoints.CheckpointError, DatasetUnavailable, CorruptDataset, ValueError) as err:
+    except Exception as err:
+        if not isinstance(err, _known_failures()):
+            raise
         st.error(f"{what} failed: {err}")
         if stop:
             st.stop()
@@ -89,4 +96,13 @@ def sidebar_status() -> None:
         st.sidebar.warning(f"Server limit ignored: {problem}")
     job = training_job()
     if job is not None and job["state"] == "running":
+        from gradreg.training.jobs import progress  # loaded by then: a run was started
+
         st.sidebar.progress(progress(job), text=f"Training `{job['id']}`")
+
+
+def _known_failures() -> tuple[type, ...]:
+    """The failures ``failures`` shows as messages. The dataset errors' module imports torch, so it is read from
+    ``sys.modules``: one of its errors cannot have been raised before it was imported."""
+    data = sys.modules.get("gradreg.core.data")
+    return (CheckpointError, ValueError) + ((data.DatasetUnavailable, data.CorruptDataset) if data else ())

@@ -9,7 +9,6 @@ import functools
 import streamlit as st
 
 from gradreg.ui import urlstate
-from gradreg.ui.catalogue import usable_models
 
 
 def _url() -> dict[str, list[str]]:
@@ -30,7 +29,7 @@ def share(*prefixes: str) -> None:
     state["url.prefixes"], state["url.slot"] = prefixes, st.empty()
     state.pop("url.check", None)  # left by a run that stopped before its widgets could take the link's values
     if link != state.get("url.written"):
-        names = {m["id"]: m["name"] or m["id"] for m in usable_models()}
+        names = {i: n or i for i, n in _model_names(link).items()}
         values, state["url.errors"] = urlstate.read(link, models={**{n: i for i, n in names.items()},
                                                                   **{i: i for i in names}})
         state.update(values)
@@ -46,22 +45,32 @@ def sync_url(*, final: bool = False) -> None:
     state, prefixes = st.session_state, st.session_state.get("url.prefixes")
     if prefixes is None:  # a page that shares nothing keeps its URL
         return
-    names = {m["id"]: m["name"] for m in usable_models() if m["name"]}
     link, applied, base = state.get("url.link", {}), state.get("url.applied", {}), state.setdefault("url.base", {})
     check, errors = (state.pop("url.check", {}), state.pop("url.errors", [])) if final else ({}, [])
     refused = [k for k, v in check.items() if k in state and state[k] != v]  # the page's widget did not take it
+    values = {k: state[k] for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)}
+    names = {i: n for i, n in _model_names(refused or values).items() if n}
     for key in refused:
         errors.append(f"{key}={','.join(link[key])} is not offered here")
         del applied[key]
         base[key] = urlstate.encode(key, state[key], names=names)  # what the widget fell back to: its default
     if refused:
         state["url.slot"].warning("Ignored from the link: " + "; ".join(errors), icon=":material/link_off:")
-    values = {k: state[k] for k in state.keys() if urlstate.owned(k, prefixes) and urlstate.field(k)}
     wanted = urlstate.view_params(values, link=link, applied=applied, base=base, names=names)
     url = wanted | ({} if advanced() else {urlstate.TEACHER: ["1"]})
     if url != _url():
         st.query_params.from_dict(url)
     state["url.written"] = wanted
+
+
+def _model_names(needed) -> dict[str, str | None]:
+    """Usable models' id → zoo name (None for unnamed ones), or {} when nothing ``needed`` a name: a page whose URL
+    carries no value does not wait for the model listing (and torch, which reading checkpoints imports)."""
+    if not needed:
+        return {}
+    from gradreg.ui.catalogue import usable_models
+
+    return {m["id"]: m["name"] for m in usable_models()}
 
 
 def fragment(func):

@@ -20,6 +20,7 @@ from gradreg.training.regularizers import REGULARIZERS
 from gradreg.ui.catalogue import datasets, usable_models
 from gradreg.ui.labels import label
 from gradreg.ui.limits import limit
+from gradreg.ui.runs import busy, jobs, stop_training, training_job
 from gradreg.viz import page_figures
 
 
@@ -79,7 +80,7 @@ def train_form(key: str = "train") -> TrainConfig | None:
     except ValueError as err:
         st.error(f"Invalid settings: {err}")
         return None
-    if _existing(config) is not None or len(_busy()) >= limit("trainings"):
+    if _existing(config) is not None or len(busy()) >= limit("trainings"):
         return config  # start_training says why it does not start (a probe now would time a loaded machine)
     with st.spinner("Timing a few training steps of these settings on this machine…"):
         refusal = _over_limit(*training_estimate(config))
@@ -101,11 +102,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-@st.cache_resource(show_spinner=False)
-def _jobs() -> dict[str, TrainingJob]:
-    return {}  # checkpoint id → job, shared by all sessions: one machine, one training at a time
-
-
 def start_training(config: TrainConfig) -> str:
     """Start ``config`` in the background unless it exists already or another run is busy; returns a message."""
     cid = config_id(config)
@@ -113,14 +109,14 @@ def start_training(config: TrainConfig) -> str:
         return f"Already trained: `{cid}` is loaded instead of retraining."
     if config.epochs > limit("epochs"):
         return f"{config.epochs} epochs is over this server's limit of {limit('epochs')} ($GRADREG_MAX_EPOCHS)."
-    busy = _busy()
-    if len(busy) >= limit("trainings"):  # $GRADREG_MAX_TRAININGS runs at once (default 1: 2 cores, many users)
-        return (f"Another run is in progress (`{busy[0].id}`; this server allows {limit('trainings')} at a time); "
+    running = busy()
+    if len(running) >= limit("trainings"):  # $GRADREG_MAX_TRAININGS runs at once (default 1: 2 cores, many users)
+        return (f"Another run is in progress (`{running[0].id}`; this server allows {limit('trainings')} at a time); "
                 "stop it or wait for it to finish.")
     estimate, costs = training_estimate(config)
     if refusal := _over_limit(estimate, costs):  # the form checked it; the machine may have slowed since
         return refusal
-    _jobs()[cid] = TrainingJob(config, root=checkpoints.user_dir(), estimate_seconds=estimate).start()
+    jobs()[cid] = TrainingJob(config, root=checkpoints.user_dir(), estimate_seconds=estimate).start()
     st.session_state["train.job"] = cid
     return f"Started `{cid}`: about {_duration(estimate)} ({_measured(costs)})."
 
@@ -128,24 +124,6 @@ def start_training(config: TrainConfig) -> str:
 def _existing(config: TrainConfig) -> dict | None:
     cid = config_id(config)
     return next((m for m in usable_models() if m["id"] == cid and m["complete"]), None)
-
-
-def _busy() -> list[TrainingJob]:
-    return [job for job in _jobs().values() if job.snapshot()["state"] == "running"]
-
-
-def training_job() -> dict | None:
-    """A snapshot of this session's training run (else of any running one), or None."""
-    jobs = _jobs()
-    job = jobs.get(st.session_state.get("train.job", ""))
-    job = job or next((j for j in jobs.values() if j.snapshot()["state"] == "running"), None)
-    return job.snapshot() if job is not None else None
-
-
-def stop_training(checkpoint_id: str) -> None:
-    job = _jobs().get(checkpoint_id)
-    if job is not None:
-        job.stop()
 
 
 def training_panel() -> None:

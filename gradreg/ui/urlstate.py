@@ -19,14 +19,12 @@ limits. Choices only a widget knows
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from gradreg.attacks import ATTACKS, NORMS, TARGETS
-from gradreg.explain.saliency import SALIENCY_METHODS
-from gradreg.lessons.panels import size_range
-from gradreg.training.regularizers import REGULARIZERS
 from gradreg.ui.limits import KNOB_CAPS, limit
 
 TEACHER = "teacher"  # ?teacher=1: a class view, advanced controls hidden
@@ -63,63 +61,80 @@ class Field:
     high: float | None = None
 
 
-_EXACT = {
-    "lambda.regularizer": Field(str, choices=tuple(REGULARIZERS)),
-    "lambda.eps": Field(float, low=0.0, high=1.0),
-    "attack.mode": Field(str, choices=("gallery", "index")),
-    "attack.index": Field(int, low=0),
-    "attack.class": Field(int, choices=DIGITS),
-    "attack.example": Field(int, low=0),
-    "attack.method": Field(str, choices=tuple(ATTACKS)),
-    "attack.saliency": Field(str, choices=tuple(SALIENCY_METHODS)),
-    "attack.target": Field(_target, choices=(*TARGETS, *DIGITS)),
-    "curves.method": Field(str, choices=tuple(ATTACKS)),
-    "curves.n": Field(int, low=16, high=1000),  # hidden in teacher mode: the page's bounds
-    "curves.top": Field(float, low=0.0, high=1.0),
-    "saliency.methods": Field(str, many=True, choices=tuple(SALIENCY_METHODS)),
-    "saliency.n": Field(int, low=8, high=256),
-    "saliency.metrics": Field(_flag),
-    "saliency.random": Field(str, choices=tuple(SALIENCY_METHODS)),
-    # The teaching pages. Bounds repeat a slider's range (a slider raises outside it) or the budget of a control that
-    # teacher mode hides (its link value is then used as is, so it must stay within what the page allows).
-    "draw.eps": Field(float, low=0.0, high=0.5),
-    "draw.source": Field(str, choices=("draw", "upload")),
-    "quiz.eps": Field(float, low=0.0, high=1.0),
-    "quiz.seed": Field(int, low=0),  # the question: a link with a seed asks the same one
-    "story.step": Field(int, low=0),
-    "story.eps": Field(float, low=0.0, high=1.0),
-    "story.lam": Field(float, low=0.0),
-    "transfer.method": Field(str, choices=tuple(ATTACKS)),
-    "transfer.eps": Field(float, low=0.0, high=1.0),
-    "transfer.source": Field(str, choices=MODELS),
-    "transfer.evaluated": Field(str, choices=MODELS),
-    "transfer.n": Field(int, low=16, high=512),
-    "masking.eps": Field(float, low=0.0, high=1.0),
-    "masking.n": Field(int, low=16, high=256),
-    "masking.steps": Field(int, low=5, high=100),
-    "masking.queries": Field(int, low=50, high=2000),
-    "morphs.judge": Field(str, choices=MODELS),
-    "morphs.steps": Field(int, low=1, high=20),
-    "morphs.eps": Field(float, low=0.0, high=1.0),
-    "morphs.n": Field(int, low=16, high=512),
-}
+@functools.cache
+def _registries() -> SimpleNamespace:
+    """The registries the fields check against. Their modules import torch, so they are read when a URL value is
+    first checked, not when a page's frame is drawn (a page that shares nothing never needs them)."""
+    from gradreg.attacks import ATTACKS, NORMS, TARGETS
+    from gradreg.explain.saliency import SALIENCY_METHODS
+    from gradreg.lessons.panels import size_range
+    from gradreg.training.regularizers import REGULARIZERS
+
+    return SimpleNamespace(ATTACKS=ATTACKS, NORMS=NORMS, TARGETS=TARGETS, SALIENCY_METHODS=SALIENCY_METHODS,
+                           size_range=size_range, REGULARIZERS=REGULARIZERS)
+
+
+@functools.cache
+def _exact() -> dict[str, Field]:
+    r = _registries()
+    return {
+        "lambda.regularizer": Field(str, choices=tuple(r.REGULARIZERS)),
+        "lambda.eps": Field(float, low=0.0, high=1.0),
+        "attack.mode": Field(str, choices=("gallery", "index")),
+        "attack.index": Field(int, low=0),
+        "attack.class": Field(int, choices=DIGITS),
+        "attack.example": Field(int, low=0),
+        "attack.method": Field(str, choices=tuple(r.ATTACKS)),
+        "attack.saliency": Field(str, choices=tuple(r.SALIENCY_METHODS)),
+        "attack.target": Field(_target, choices=(*r.TARGETS, *DIGITS)),
+        "curves.method": Field(str, choices=tuple(r.ATTACKS)),
+        "curves.n": Field(int, low=16, high=1000),  # hidden in teacher mode: the page's bounds
+        "curves.top": Field(float, low=0.0, high=1.0),
+        "saliency.methods": Field(str, many=True, choices=tuple(r.SALIENCY_METHODS)),
+        "saliency.n": Field(int, low=8, high=256),
+        "saliency.metrics": Field(_flag),
+        "saliency.random": Field(str, choices=tuple(r.SALIENCY_METHODS)),
+        # The teaching pages. Bounds repeat a slider's range (a slider raises outside it) or the budget of a control
+        # that teacher mode hides (its link value is then used as is, so it must stay within what the page allows).
+        "draw.eps": Field(float, low=0.0, high=0.5),
+        "draw.source": Field(str, choices=("draw", "upload")),
+        "quiz.eps": Field(float, low=0.0, high=1.0),
+        "quiz.seed": Field(int, low=0),  # the question: a link with a seed asks the same one
+        "story.step": Field(int, low=0),
+        "story.eps": Field(float, low=0.0, high=1.0),
+        "story.lam": Field(float, low=0.0),
+        "transfer.method": Field(str, choices=tuple(r.ATTACKS)),
+        "transfer.eps": Field(float, low=0.0, high=1.0),
+        "transfer.source": Field(str, choices=MODELS),
+        "transfer.evaluated": Field(str, choices=MODELS),
+        "transfer.n": Field(int, low=16, high=512),
+        "masking.eps": Field(float, low=0.0, high=1.0),
+        "masking.n": Field(int, low=16, high=256),
+        "masking.steps": Field(int, low=5, high=100),
+        "masking.queries": Field(int, low=50, high=2000),
+        "morphs.judge": Field(str, choices=MODELS),
+        "morphs.steps": Field(int, low=1, high=20),
+        "morphs.eps": Field(float, low=0.0, high=1.0),
+        "morphs.n": Field(int, low=16, high=512),
+    }
 
 
 def field(key: str) -> Field | None:
     """The ``Field`` of a shareable widget key, or None when the key does not travel in URLs."""
-    if key in _EXACT:
-        return _EXACT[key]
+    exact, r = _exact(), _registries()
+    if key in exact:
+        return exact[key]
     if match := re.fullmatch(r"(\w+)\.models", key):
         return Field(str, many=True, choices=MODELS)
     if match := re.fullmatch(r"(\w+)\.(classes|example|shared)", key):
         return {"classes": Field(int, many=True, choices=DIGITS), "example": Field(int, low=1),
                 "shared": Field(_flag)}[match[2]]
-    if (match := re.fullmatch(r"lambda\.lam\.(\w+)", key)) and match[1] in REGULARIZERS:
+    if (match := re.fullmatch(r"lambda\.lam\.(\w+)", key)) and match[1] in r.REGULARIZERS:
         return Field(float, low=0.0)
-    if (match := re.fullmatch(r"attack\.eps\.(\w+)\.(\w+)", key)) and match[1] in ATTACKS and match[2] in NORMS:
-        return Field(float, low=0.0, high=size_range(match[1], match[2])[1])
-    if (match := re.fullmatch(r"attack\.(\w+)\.(\w+)", key)) and match[1] in ATTACKS:
-        spec = ATTACKS[match[1]]  # its size knob travels as attack.eps.<method>.<norm>, the slider's key
+    if (match := re.fullmatch(r"attack\.eps\.(\w+)\.(\w+)", key)) and match[1] in r.ATTACKS and match[2] in r.NORMS:
+        return Field(float, low=0.0, high=r.size_range(match[1], match[2])[1])
+    if (match := re.fullmatch(r"attack\.(\w+)\.(\w+)", key)) and match[1] in r.ATTACKS:
+        spec = r.ATTACKS[match[1]]  # its size knob travels as attack.eps.<method>.<norm>, the slider's key
         return _knob(spec.params[match[2]], match[2]) if match[2] in spec.params and match[2] != spec.size else None
     return None
 
@@ -127,7 +142,7 @@ def field(key: str) -> Field | None:
 def _knob(default: object, name: str) -> Field | None:
     """An attack knob's field, from its default's type (as ``ui._knob`` draws it)."""
     if name == "norm":
-        return Field(str, choices=NORMS)
+        return Field(str, choices=_registries().NORMS)
     if isinstance(default, bool):
         return Field(_flag)
     if isinstance(default, int):
