@@ -29,5 +29,8 @@ ui.sidebar_navigation(pages)
 ui.sidebar_status()
 ui.teaching_box()
 ui.enter_page(page)
-page.run()
+try:
+    page.run()
+finally:  # also after st.stop() or st.rerun()
+    ui.warm_start()  # the first run of a process loads, in the background, what the other pages need
 ui.sync_url(final=True)  # the page's shared selections into its URL (see ui.share); not after st.stop()

@@ -25,3 +25,4 @@ st.markdown("\n".join(f"- **{d['name']}**: {'available' if d['available'] else '
 st.subheader("Where the files are")
 st.caption("For whoever runs this server: set these variables before `streamlit run app.py` to use other folders.")
 st.markdown("\n".join(f"- {what}: `{path}` (`${variable}`)" for what, variable, path in ui.model_dirs()))
+st.caption(ui.lessons_status())

@@ -28,7 +28,7 @@ def title(name: str) -> str:
 
 
 titles = {c["name"]: title(c["name"]) for c in candidates}
-st.session_state.setdefault("quiz.seed", random.randrange(1_000_000))
+st.session_state.setdefault("quiz.seed", random.randrange(quiz.FIRST_SEEDS))  # precomputed: an instant first question
 st.session_state.setdefault("quiz.answers", {})  # seed → whether the guess was right
 
 

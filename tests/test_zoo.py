@@ -1,4 +1,5 @@
-"""The zoo: a tiny zoo end to end through the CLI; the manifest matches its files and re-evaluates."""
+"""The zoo: a tiny zoo end to end through the CLI; the manifest matches its files and re-evaluates; its precomputed
+lessons are written and read."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import os
 import pytest
 
 from gradreg.cli.main import main
+from gradreg.lessons import precomputed
 from gradreg.paper.zoo import SEEDS_DIR, read_manifest, zoo_configs
 from gradreg.paper.zoo_build import build_zoo
 from gradreg.training.checkpoints import list_checkpoints, load
 from conftest import TINY_ZOO
+from test_precomputed import serve
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,16 @@ def test_manifest_matches_the_files(tiny_zoo):
         card = entry["card"]
         assert card["n"] == 32 and 0 <= card["clean"] <= 1 and len(card["curves"]) == 6
         assert (card["curves"][0]["transfer_fgsm"] is None) == (entry["name"] == "plain")
+
+
+def test_the_zoo_command_precomputes_its_lessons(tiny_zoo, tmp_path):
+    """``python -m gradreg zoo`` ends by recording the pages' default views of the zoo it built: the file is
+    current, and a fresh process's first visits read it instead of computing."""
+    store = precomputed.open_current(tiny_zoo)
+    names = {json.loads(key)[0] for key in store.index}
+    assert {"saliency_maps", "gallery", "images", "robust_batch", "transfer_cells"} <= names, names
+    result = serve({"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path)}, every=False)
+    assert result["failed"] == [] and result["misses"] == {} and "current" in result["status"]
 
 
 def test_rebuilding_loads_instead_of_training(tiny_zoo):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -36,6 +38,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "command again without it, e.g. on another machine, to finish the zoo)")
     p.add_argument("--out", default=None, help="default: checkpoints/ for mnist, checkpoints/<dataset>/ otherwise")
     p.add_argument("--dry-run", action="store_true", help="list the entries and their ids, train nothing")
+    p.add_argument("--no-lessons", action="store_true", help="do not precompute the dashboard's lessons afterwards "
+                   "(python -m gradreg lessons does it later)")
+    q = sub.add_parser("lessons", help="precompute what the dashboard's pages show for a zoo at their default "
+                       "settings, stored beside it (<zoo>/lessons/views.safetensors)")
+    q.add_argument("--zoo", default=None, help="the zoo's folder (default: $GRADREG_ZOO_DIR or checkpoints/)")
 
 
 def _configs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[dict, dict]:
@@ -102,7 +109,20 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         print(f"{len(manifest['models'])} models and {len(manifest['replicas'])} replicas in "
               f"{manifest['built_seconds']:.0f} s -> {out}/manifest.json")
+        if not args.no_lessons:
+            return _precompute(out)
     return 0
 
 
-COMMANDS = {"zoo": _cmd_zoo}
+def _precompute(zoo: str | None) -> int:
+    """Record the dashboard's default views of ``zoo`` (``gradreg.ui.precompute``) in a child process: the command
+    line does not import Streamlit, whose AppTest runs the pages."""
+    command = [sys.executable, "-m", "gradreg.ui.precompute"] + (["--zoo", zoo] if zoo else [])
+    return subprocess.run(command, check=False).returncode
+
+
+def _cmd_lessons(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return _precompute(args.zoo)
+
+
+COMMANDS = {"zoo": _cmd_zoo, "lessons": _cmd_lessons}

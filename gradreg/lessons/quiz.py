@@ -30,6 +30,7 @@ def drawn_kind(n_models: int, seed: int) -> str:
     rng = np.random.default_rng(seed)
     rng.integers(n_models)  # the answer's draw comes first, as in make_question
     return KINDS[int(rng.integers(len(KINDS)))]
+FIRST_SEEDS = 16  # a session's first question is one of these, precomputed with the zoo; "Next" counts on from it
 POOL = 64  # test images per question: one is shown, the averages in the explanation use all of them
 CONTRASTS = ("fgsm_at", "distill", "pgd_at", "both", "grad_uniform")  # zoo names that look unlike plain and Grad Reg
 

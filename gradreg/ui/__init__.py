@@ -33,12 +33,14 @@ _NAMES = {
     **dict.fromkeys(("folder_label", "metric_picker", "open_in_attack_lab", "sweep_folders", "sweep_results"),
                     "sweeps"),
     **dict.fromkeys(("start_training", "train_form", "training_panel"), "train_panel"),
+    "lessons_status": "stored",
+    "warm_start": "warm",
     **dict.fromkeys(("attack_controls", "delete_own_model", "digits_picker", "image_picker", "model_picker",
                      "show_models", "strong_attack_table"), "widgets"),
 }
 # Bound now: the function ``share`` must win over the submodule of that name, which an import of it would otherwise
 # leave in its place (the module imports no torch).
-from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box  # noqa: E402
+from gradreg.ui.share import advanced, fragment, share, sync_url, teaching_box  # noqa: E402, F401
 
 __all__ = sorted([*_NAMES, "advanced", "fragment", "share", "sync_url", "teaching_box"], key=str.lower)
 

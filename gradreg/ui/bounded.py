@@ -17,6 +17,7 @@ from typing import Callable
 
 import streamlit as st
 
+from gradreg.ui import stored
 from gradreg.ui.limits import CAPS, limit
 
 
@@ -68,8 +69,7 @@ def _record(kind: str, seconds: float, units: int) -> None:
 
 def estimate(chunks: list[Chunk]) -> tuple[float, list[str]]:
     """(seconds the chunks not yet computed should take, the kinds among them not measured enough yet)."""
-    done = _ledger()["done"]
-    pending = [c for c in chunks if c.key not in done]
+    pending = [c for c in chunks if not _done(c)]
     unknown = sorted({c.kind for c in pending if cost(c.kind) is None})
     return sum(c.units * cost(c.kind) for c in pending if cost(c.kind) is not None), unknown
 
@@ -100,9 +100,14 @@ def _resume(key: str) -> None:
     st.session_state.pop(f"{key}.cancelled", None)
 
 
+def _done(chunk: Chunk) -> bool:
+    """Computed already in this process, or read from the zoo's precomputed lessons: costs nothing now (and a stored
+    chunk is never timed, which would teach the estimates a false cost)."""
+    return chunk.key in _ledger()["done"] or stored.has(chunk.key)
+
+
 def _finished(chunks: list[Chunk]) -> list:
-    done = _ledger()["done"]
-    return [c.run() if c.key in done else None for c in chunks]  # cached: no work
+    return [c.run() if _done(c) else None for c in chunks]  # cached or stored: no work
 
 
 def run_chunks(key: str, what: str, chunks: list[Chunk]) -> Outcome:
@@ -114,7 +119,7 @@ def run_chunks(key: str, what: str, chunks: list[Chunk]) -> Outcome:
     Returns:
         The ``Outcome``; its values list has one entry per chunk, None for chunks not computed.
     """
-    signature, ledger, total = _signature(chunks), _ledger(), len(chunks)
+    signature, total = _signature(chunks), len(chunks)
     if st.session_state.get(f"{key}.cancelled") == signature:
         values = _finished(chunks)
         done = sum(v is not None for v in values)
@@ -127,7 +132,7 @@ def run_chunks(key: str, what: str, chunks: list[Chunk]) -> Outcome:
         message = refusal(what, seconds, chunks)
         st.error(message)
         return Outcome(_finished(chunks), "refused", message)
-    if all(c.key in ledger["done"] for c in chunks):
+    if all(_done(c) for c in chunks):
         return Outcome([c.run() for c in chunks], "complete", done=total)
     return _run(key, what, chunks, signature, unknown)
 
@@ -148,7 +153,7 @@ def _run(key: str, what: str, chunks: list[Chunk], signature: str, unknown: list
         bar = st.progress(0.0, text="starting")
         st.button("Cancel", key=f"{key}.cancel", on_click=_cancel, args=(key, signature), icon=":material/stop:")
     for i, chunk in enumerate(chunks):
-        if chunk.key in ledger["done"]:
+        if _done(chunk):
             values.append(chunk.run())
             continue
         bar.progress(i / total, text=f"{chunk.label}: {i + 1} of {total}")  # Cancel interrupts here

@@ -167,6 +167,15 @@ def load_model(checkpoint_id: str) -> torch.nn.Module:
     return _load(str(path), _stamp(path))
 
 
+def load_listed() -> int:
+    """Load every usable model of the zoo and the user's folder into the shared cache (the warm start; no session
+    state read); returns how many."""
+    rows = [row for row in _catalogue(signature()) if row["ok"]]
+    for row in rows:
+        _load(row["path"], _stamp(Path(row["path"])))
+    return len(rows)
+
+
 @st.cache_data(show_spinner=False, ttl=600)
 def datasets() -> list[dict]:
     return dataset_status()

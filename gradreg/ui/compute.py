@@ -3,7 +3,8 @@ test images, saliency maps and their figures, attack panels, accuracy points, sa
 check, and the lesson pages' drawn digits, masking checks, morph grids, quiz questions and transfer matrices.
 
 Each one checks the server's caps (``gradreg.ui.limits``) before it computes; models come from
-``gradreg.ui.catalogue`` and are never mutated.
+``gradreg.ui.catalogue`` and are never mutated. Those marked ``@stored`` are read from the zoo's precomputed lessons
+when the call is there (``gradreg.ui.stored``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gradreg.lessons import digit, morphs, panels, quiz, transfer, zoo_views
 from gradreg.ui.catalogue import zoo_manifest, load_model, short_name
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
+from gradreg.ui.stored import stored
 from gradreg.viz import figures, page_figures
 
 
@@ -44,17 +46,20 @@ def test_batch(dataset: str, indices: tuple[int, ...]) -> tuple[torch.Tensor, to
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+@stored
 def gallery(dataset: str, per_class: int = 8) -> dict[int, list[int]]:
     return panels.gallery(_test_set(dataset)[1], per_class=per_class)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
+@stored
 def images(dataset: str, indices: tuple[int, ...]) -> tuple[np.ndarray, list[int]]:
     x, y = test_batch(dataset, indices)
     return x.numpy(), y.tolist()
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
+@stored
 def saliency_maps(checkpoint_id: str, dataset: str, indices: tuple[int, ...], method: str) -> np.ndarray:
     """Signed maps ``(N, C, H, W)`` of ``method`` for each digit's predicted class."""
     return panels.saliency_maps(load_model(checkpoint_id), test_batch(dataset, indices)[0], method=method)
@@ -79,10 +84,9 @@ def map_figure(rows: dict[str, str], dataset: str, indices: tuple[int, ...], *, 
 def showcase_figure(signature: tuple, dataset: str, indices: tuple[int, ...]):
     """The home page's picture: plain vs the best Grad Reg (y) model's input gradients (``viz.saliency_grid``)."""
     pair = zoo_views.showcase(zoo_manifest(signature)[0])
-    x, y = test_batch(dataset, indices)
-    maps = {f"{e['name']}": torch.from_numpy(saliency_maps(e["id"], dataset, indices, "input_gradient"))
-            for e in pair}
-    return figures.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y.tolist()])
+    x, y = images(dataset, indices)  # stored with the zoo, like the maps: no test set to load
+    maps = {f"{e['name']}": saliency_maps(e["id"], dataset, indices, "input_gradient") for e in pair}
+    return figures.saliency_grid(maps, x, shared_scale=False, column_titles=[f"label {k}" for k in y])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -93,9 +97,14 @@ def showcase_digit(signature: tuple, eps: float, scan: int = 256) -> int | None:
     pair = zoo_views.showcase(manifest) if manifest else None
     if pair is None:
         return None
-    dataset = manifest["dataset"]
+    return lesson_digit(pair[0]["id"], pair[1]["id"], manifest["dataset"], eps, scan)
+
+
+@stored
+def lesson_digit(plain: str, regularized: str, dataset: str, eps: float, scan: int) -> int | None:
+    """``panels.default_digit`` of two models under FGSM at ``eps`` among the first ``scan`` test images."""
     x, y = test_batch(dataset, tuple(range(min(scan, test_size(dataset)))))
-    return panels.default_digit(load_model(pair[0]["id"]), load_model(pair[1]["id"]), x, y, eps=eps)
+    return panels.default_digit(load_model(plain), load_model(regularized), x, y, eps=eps)
 
 
 def showcase_view(signature: tuple, eps: float) -> tuple[int, float] | None:
@@ -109,6 +118,7 @@ def showcase_view(signature: tuple, eps: float) -> tuple[int, float] | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
+@stored
 def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, size: float, target: str | int | None,
                  params: tuple, saliency_method: str) -> dict:
     """``panels.attack_panel`` for one model and one test image (``size``: the attack's ε, step size or θ;
@@ -120,6 +130,7 @@ def attack_panel(checkpoint_id: str, dataset: str, index: int, method: str, size
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
+@stored
 def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> float:
     check_limit("images", n)
     check_knob_caps(dict(params))
@@ -128,6 +139,7 @@ def robust_point(checkpoint_id: str, dataset: str, n: int, method: str, eps: flo
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
+@stored
 def saliency_metrics(checkpoint_id: str, dataset: str, n: int, method: str) -> dict:
     check_limit("images", n)
     x, y = test_batch(dataset, tuple(range(n)))
@@ -135,6 +147,7 @@ def saliency_metrics(checkpoint_id: str, dataset: str, n: int, method: str) -> d
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
+@stored
 def randomization(checkpoint_id: str, dataset: str, indices: tuple[int, ...], method: str) -> list[dict]:
     check_limit("images", len(indices))
     x, y = test_batch(dataset, indices)
@@ -166,6 +179,7 @@ def digit_reaction(checkpoint_id: str, pixels: bytes, eps: float) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
+@stored
 def masking_verdicts(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float,
                      accuracies: tuple) -> list[dict]:
     """``masking.checks_from_accuracies`` of one model at one ε on the first ``n`` test images, from its white-box
@@ -177,6 +191,7 @@ def masking_verdicts(checkpoint_id: str, source: str | None, dataset: str, n: in
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
+@stored
 def morph_grid(checkpoint_id: str, judge: str, dataset: str, indices: tuple[int, ...], steps: int,
                step_size: float) -> dict:
     """``morphs.morph_grid`` of the test images at ``indices``, read by the ``judge`` model."""
@@ -186,6 +201,7 @@ def morph_grid(checkpoint_id: str, judge: str, dataset: str, indices: tuple[int,
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
+@stored
 def judge_rates(checkpoint_id: str, judge: str, dataset: str, n: int, steps: int, step_size: float) -> dict:
     """``morphs.judge_rates`` on the first ``n`` test images."""
     x, y = test_batch(dataset, tuple(range(n)))
@@ -193,6 +209,7 @@ def judge_rates(checkpoint_id: str, judge: str, dataset: str, n: int, steps: int
 
 
 @st.cache_data(show_spinner="Asking the models…", max_entries=64)
+@stored
 def quiz_question(models: tuple[tuple[str, str], ...], dataset: str, seed: int, eps: float) -> dict:
     """``quiz.make_question`` on the first ``quiz.POOL`` test images of ``dataset`` (``models``: (name, id) pairs)."""
     x, y = test_batch(dataset, tuple(range(min(quiz.POOL, test_size(dataset)))))
@@ -200,6 +217,7 @@ def quiz_question(models: tuple[tuple[str, str], ...], dataset: str, seed: int, 
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
+@stored
 def transfer_cells(ids: tuple[str, ...], dataset: str, n: int, method: str, eps: float, params: tuple) -> list[dict]:
     """``transfer.transfer_cells`` of the models ``ids`` on the first ``n`` test images (``params``: sorted knobs)."""
     x, y = test_batch(dataset, tuple(range(n)))
@@ -208,6 +226,7 @@ def transfer_cells(ids: tuple[str, ...], dataset: str, n: int, method: str, eps:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
+@stored
 def cell_examples(source: str, model: str, dataset: str, n: int, method: str, eps: float, params: tuple) -> dict:
     """``transfer.cell_examples``: what ``source`` crafts and ``model`` is scored on."""
     x, y = test_batch(dataset, tuple(range(n)))

@@ -23,7 +23,7 @@ def use_threads() -> None:
     PGD 40–200× slower under load (spinning OpenMP workers); one thread each keeps every panel responsive.
 
     The frame does not import torch (the first answer would wait ~1.5 s for it): when torch is not loaded yet, its
-    ``OMP_NUM_THREADS`` is set, which torch reads when it starts; ``warm.start`` imports it after the first run."""
+    ``OMP_NUM_THREADS`` is set, which torch reads when it starts; ``warm.warm_start`` imports it after the first run."""
     threads = int(os.environ.get("GRADREG_UI_THREADS", "1"))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)

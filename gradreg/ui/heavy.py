@@ -16,6 +16,7 @@ from gradreg.lessons import panels
 from gradreg.ui.compute import judge_rates, masking_verdicts, morph_grid, test_batch
 from gradreg.ui.labels import label
 from gradreg.ui.limits import check_knob_caps, check_limit
+from gradreg.ui.stored import stored
 
 # Images per chunk, so that one chunk takes ~1–2 s on one thread of a loaded 2-core CPU: (images, at this many steps
 # or queries), scaled down for more work. Measured on paper_cnn with 1 thread: PGD-40 on 16 images 1.1 s, APGD-100 on
@@ -51,6 +52,7 @@ def batch_size(method: str, params: tuple) -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=8192)
+@stored
 def robust_batch(checkpoint_id: str, dataset: str, start: int, stop: int, method: str, eps: float,
                  params: tuple) -> int:
     """How many of the test images ``start``…``stop - 1`` ``checkpoint_id`` still classifies under ``method``."""
@@ -85,6 +87,7 @@ METRICS_BATCH = 8  # images per metrics chunk: Integrated Gradients and SmoothGr
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
+@stored
 def metrics_batch(checkpoint_id: str, dataset: str, start: int, stop: int, method: str) -> dict:
     """``panels.metrics_row`` (means over the images) of the test images ``start``…``stop - 1``."""
     x, y = test_batch(dataset, tuple(range(start, stop)))
@@ -114,32 +117,49 @@ def metrics_table(ids: list[str], methods: list[str], dataset: str, n: int, *,
     return rows, outcome
 
 
+def _masking_plan(eps: float, steps: int, queries: int) -> list[tuple[str, float, tuple]]:
+    """(method, ε, knobs) of the white-box attacks the masking checks at ``eps`` need (``attack_plan``: FGSM,
+    PGD-``steps``, Square with ``queries``); the single-step-illusion check at the lesson's ε too, where a large
+    FGSM-PGD gap is what it teaches to look for."""
+    knobs = {"fgsm": (), "pgd": (("steps", steps),), "square": (("queries", queries),)}
+    return [(m, e, knobs[m]) for m, epsilons in attack_plan((eps,), illusion_eps=eps).items() for e in epsilons]
+
+
+@stored
+def masking_checks(checkpoint_id: str, source: str | None, dataset: str, n: int, eps: float, steps: int,
+                   queries: int) -> list[dict]:
+    """One model's masking checks at ``eps``: its white-box accuracies from its (cached) image batches, then the
+    transfer check and the gradient statistics (``masking_verdicts``)."""
+    correct: dict[str, dict[float, int]] = {}
+    for method, e, params in _masking_plan(eps, steps, queries):
+        for a, b in _batches(method, e, params, n):
+            at = correct.setdefault(method, {})
+            at[e] = at.get(e, 0) + robust_batch(checkpoint_id, dataset, a, b, method, e, params)
+    accuracies = tuple(sorted((m, tuple(sorted((e, k / n) for e, k in v.items()))) for m, v in correct.items()))
+    return masking_verdicts(checkpoint_id, source, dataset, n, eps, accuracies)
+
+
 def masking_results(ids: list[str], source: str | None, dataset: str, n: int, eps: float, steps: int,
                     queries: int, *, key: str = "masking.run") -> tuple[dict[str, list[dict]], Outcome]:
     """The masking checks of each model at ``eps`` (short name → ``masking_checks``-style records): its white-box
-    accuracies (``attack_plan``: FGSM, PGD-``steps``, Square with ``queries``) in image batches, then one cheap
-    chunk for the transfer check and the gradient statistics; returns the models whose every chunk finished."""
-    knobs = {"fgsm": (), "pgd": (("steps", steps),), "square": (("queries", queries),)}
-    # the single-step-illusion check at the lesson's ε: a large FGSM-PGD gap there is what it teaches to look for
-    plan = [(m, e, knobs[m]) for m, epsilons in attack_plan((eps,), illusion_eps=eps).items() for e in epsilons]
+    accuracies in image batches, then one cheap chunk for the transfer check and the gradient statistics; returns
+    the models whose every chunk finished."""
+    plan = _masking_plan(eps, steps, queries)
     points, chunks = _attack_chunks([(cid, m, e, p) for cid in ids for m, e, p in plan], dataset, n,
                                     {cid: short_name(cid) for cid in ids})
-
-    def verdicts(cid: str) -> list[dict]:  # the model's accuracies from its (cached) batches, then the checks
-        correct: dict[str, dict[float, int]] = {}
-        for c, method, e, (a, b) in points:
-            if c == cid:
-                at = correct.setdefault(method, {})
-                at[e] = at.get(e, 0) + robust_batch(cid, dataset, a, b, method, e, knobs[method])
-        accuracies = tuple(sorted((m, tuple(sorted((e, k / n) for e, k in v.items()))) for m, v in correct.items()))
-        return masking_verdicts(cid, source, dataset, n, eps, accuracies)
-
-    chunks += [Chunk(f"transfer check and gradient statistics of {short_name(cid)}", _bind(verdicts, cid),
-                     ("masking_verdicts", cid, source, dataset, n, eps, steps, queries), "transfer check and statistics", n)
-               for cid in ids]
+    chunks += [Chunk(f"transfer check and gradient statistics of {short_name(cid)}",
+                     _bind(masking_checks, cid, source, dataset, n, eps, steps, queries),
+                     ("masking_checks", cid, source, dataset, n, eps, steps, queries), "transfer check and statistics",
+                     n) for cid in ids]
     outcome = run_chunks(key, f"the masking checks of {len(ids)} defences at ε {eps:g} on {n} images", chunks)
     finished = outcome.values[len(points):]
     return {short_name(cid): v for cid, v in zip(ids, finished) if v is not None}, outcome
+
+
+def _batches(method: str, eps: float, params: tuple, n: int) -> list[tuple[int, int]]:
+    """The image batches (start, stop) of one attack point on the first ``n`` test images: ε 0 is one batch."""
+    step = batch_size(method, params) if eps > 0 else n
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
 def _attack_chunks(requests: list[tuple], dataset: str, n: int, names: dict) -> tuple[list[tuple], list[Chunk]]:
@@ -148,9 +168,7 @@ def _attack_chunks(requests: list[tuple], dataset: str, n: int, names: dict) -> 
     chunk, timed apart from the attack."""
     points, chunks = [], []
     for cid, method, eps, params in requests:
-        step = batch_size(method, params) if eps > 0 else n
-        for a in range(0, n, step):
-            b = min(a + step, n)
+        for a, b in _batches(method, eps, params, n):
             points.append((cid, method, eps, (a, b)))
             chunks.append(Chunk(f"{label(method)} on {names.get(cid, cid)}, ε {eps:g}",
                                 _bind(robust_batch, cid, dataset, a, b, method, eps, params),

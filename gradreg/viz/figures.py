@@ -84,9 +84,9 @@ def _square_pixels(fig: go.Figure, count: int) -> None:
                                             scaleanchor=f"x{suffix}", constrain="domain")
 
 
-def saliency_grid(maps: Mapping[str, torch.Tensor], images: torch.Tensor, *, shared_scale: bool = True,
-                  overlay: bool = False, show_images: bool = True, column_titles: Sequence[str] | None = None,
-                  outlier_perc: float = OUTLIER_PERC) -> go.Figure:
+def saliency_grid(maps: Mapping[str, torch.Tensor | np.ndarray], images: torch.Tensor | np.ndarray, *,
+                  shared_scale: bool = True, overlay: bool = False, show_images: bool = True,
+                  column_titles: Sequence[str] | None = None, outlier_perc: float = OUTLIER_PERC) -> go.Figure:
     """A models × images grid of maps (rows: the digits if ``show_images``, then one row per model).
 
     Args:
