@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
         elif section == "firstvisit":
             from benchmarks import first_visit
 
-            rows_, raw["firstvisit"] = first_visit.measure(only=("home",) if q else None)
+            rows_, raw["firstvisit"] = first_visit.measure(only=("home",) if q else None, browser=not q)
         else:
             from benchmarks import coldstart
 

@@ -132,7 +132,7 @@ os.chdir({root!r})
 from streamlit.testing.v1 import AppTest
 from gradreg.ui import bounded, precompute, stored
 failed = []
-views = precompute.views() if {every!r} else [(path, {{}}) for path, _ in precompute.pages()]
+views = precompute.views() if {only!r} is None else [(p, {{}}) for p, _ in precompute.pages() if p in {only!r}]
 for path, params in views:
     app = AppTest.from_file("app.py", default_timeout=300)
     app.run()
@@ -145,11 +145,11 @@ print(json.dumps({{"misses": stored.misses(), "timed": sorted(bounded._ledger()[
 """
 
 
-def serve(env: dict, *, every: bool = True) -> dict:
-    """Open every view of ``precompute.views`` (or only every page when not ``every``) in a fresh process, as first
-    visitors do; returns what was computed live (``misses``), the bounded runs' timed kinds, failures and the
+def serve(env: dict, *, only: list[str] | None = None) -> dict:
+    """Open every view of ``precompute.views`` (or only the pages ``only``, as they open) in a fresh process, as
+    first visitors do; returns what was computed live (``misses``), the bounded runs' timed kinds, failures and the
     lessons' status line."""
-    out = subprocess.run([sys.executable, "-c", SERVE.format(root=str(ROOT), every=every)], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", SERVE.format(root=str(ROOT), only=only)], capture_output=True,
                          text=True,
                          timeout=600, env=os.environ | {"PYTHONWARNINGS": "ignore", "GRADREG_WARM_START": "0"} | env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
@@ -209,7 +209,8 @@ def test_a_broken_or_stale_store_falls_back_to_live_pages(tmp_path, tiny_zoo, da
         (zoo / precomputed.FILE).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     else:
         precomputed.write(zoo / precomputed.FILE, {}, {**precomputed.fingerprint(zoo), "code": "old"})
-    result = serve({"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path / "user")}, every=False)
+    result = serve({"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path / "user")},
+                   only=["pages/home.py", "pages/attack_lab.py", "pages/masking.py", "pages/models.py"])
     assert result["failed"] == []
     reason = "stale" if damage == "stale" else "malformed"
     assert result["status"].startswith("No precomputed lessons in use") and reason in result["status"]

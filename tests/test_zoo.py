@@ -10,6 +10,7 @@ import pytest
 
 from gradreg.cli.main import main
 from gradreg.lessons import precomputed
+from gradreg.ui.precompute import pages
 from gradreg.paper.zoo import SEEDS_DIR, read_manifest, zoo_configs
 from gradreg.paper.zoo_build import build_zoo
 from gradreg.training.checkpoints import list_checkpoints, load
@@ -47,7 +48,8 @@ def test_the_zoo_command_precomputes_its_lessons(tiny_zoo, tmp_path):
     store = precomputed.open_current(tiny_zoo)
     names = {json.loads(key)[0] for key in store.index}
     assert {"saliency_maps", "gallery", "images", "robust_batch", "transfer_cells"} <= names, names
-    result = serve({"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path)}, every=False)
+    result = serve({"GRADREG_ZOO_DIR": str(tiny_zoo), "GRADREG_CHECKPOINT_DIR": str(tmp_path)},
+                   only=[path for path, _ in pages()])
     assert result["failed"] == [] and result["misses"] == {} and "current" in result["status"]
 
 
