@@ -87,7 +87,8 @@ def first_answer(*, timeout: float = 120) -> dict:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
         start = time.perf_counter()
-        server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=os.environ | {"GRADREG_WARM_START": "1"})
         try:
             url = f"http://127.0.0.1:{port}"
             while True:

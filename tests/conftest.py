@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # default, for paper_cnn) has its own tests in test_recipe.py.
 TINY_RECIPE = RECIPES["torch"]
 TINY_ZOO = {"preset": "cpu", "model": "small_cnn", "recipe": "torch", "epochs": 1, "n_train": 200}
+# No background warm-up in the test process: the first AppTest run would start a thread loading whichever zoo that
+# test points at while later tests run. tests/test_warm.py and the browser tests' servers switch it on.
+os.environ["GRADREG_WARM_START"] = "0"
 
 
 @pytest.fixture(autouse=True)

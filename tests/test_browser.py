@@ -66,7 +66,8 @@ def streamlit_server(tmp_path_factory, env: dict[str, str]) -> Iterator[str]:
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                  "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=os.environ | {"GRADREG_WARM_START": "1"} | env, stdout=out,
+                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
