@@ -18,9 +18,9 @@ if dataset is None:
     st.info("Pick one to four models trained on the same dataset.")
     st.stop()
 methods = ["input_gradient", "integrated_gradients", "smoothgrad", "guided_backprop", "gradcam"]
-if ui.advanced():
-    methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods",
-                             default=methods)
+if ui.advanced():  # the default through the state: a link's methods are set there too (no default-vs-state warning)
+    st.session_state.setdefault("saliency.methods", methods)
+    methods = st.multiselect("Methods", ui.saliency_methods(), format_func=ui.label, key="saliency.methods")
 else:  # teacher mode: the link's methods, no list to pick from
     methods = st.session_state.get("saliency.methods", methods)
     st.caption(f"Methods: {', '.join(map(ui.label, methods))}")

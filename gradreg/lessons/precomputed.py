@@ -19,14 +19,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gradreg.training.files import write_bytes
 
 FORMAT = 1
 FILE = Path("lessons") / "views.safetensors"
@@ -155,19 +155,7 @@ def write(path: Path, values: dict[str, Any], fingerprint: dict, *, built: str =
     index = {key: encode(value, arrays) for key, value in sorted(values.items())}
     header = {"fingerprint": fingerprint, "built": built, "index": index}
     metadata = {"gradreg.lessons": json.dumps(header, separators=(",", ":"), allow_nan=True)}
-    data = save(arrays or {"empty": np.zeros(0, np.float32)}, metadata=metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(save(arrays or {"empty": np.zeros(0, np.float32)}, metadata=metadata), path)
 
 
 def read(path: Path) -> Store:

@@ -12,9 +12,7 @@ a shipped one).
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +24,7 @@ from torch import nn
 
 from gradreg.core.config import TrainConfig, config_id
 from gradreg.core.models import build_model
-from gradreg.training.files import LOCK_SUFFIX, lock
+from gradreg.training.files import LOCK_SUFFIX, lock, write_bytes
 from gradreg.training.places import (ID_PATTERN, SHIPPED_DIR, SUFFIX, CheckpointError, code_version, delete,  # noqa: F401
                                      search_dirs, user_dir, zoo_dir)
 
@@ -268,15 +266,4 @@ def save_locked(ckpt: Checkpoint, root: Path) -> Path:
     payload = st_save(tensors, metadata={"gradreg": json.dumps(meta)})
     for stale in root.glob(f".{ckpt.id}.*.tmp"):  # left by a writer killed mid-write; we hold the id's lock
         stale.unlink(missing_ok=True)
-    path = root / f"{ckpt.id}{SUFFIX}"
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{ckpt.id}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(payload, root / f"{ckpt.id}{SUFFIX}")  # a temp file ".<id>.*.tmp", then a rename

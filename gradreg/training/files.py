@@ -65,12 +65,20 @@ def write_json(data: dict | list, path: str | Path) -> Path:
 
 def write_text(text: str, path: str | Path) -> Path:
     """Write ``text`` to ``path`` through a temporary file in its directory and a rename (readers never see half)."""
+    return write_bytes(text.encode(), path)
+
+
+def write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary ``.<stem>.*.tmp`` in its directory, flushed to disk, then
+    renamed into place; the temporary file is removed if anything fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

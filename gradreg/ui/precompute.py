@@ -10,11 +10,13 @@ by the user are kept out (an empty ``$GRADREG_CHECKPOINT_DIR``), so the defaults
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
 import tempfile
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,6 +47,9 @@ def record(app: Path = APP, *, log=print) -> dict:
 
     from gradreg.ui import stored
 
+    # Outside a server, every run logs "missing ScriptRunContext" from the main thread: nothing about the views.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").disabled = True
+
     with stored.recording() as values:
         for path, params in views(app):
             began, before = time.perf_counter(), len(values)
@@ -55,7 +60,8 @@ def record(app: Path = APP, *, log=print) -> dict:
             test.run()
             if test.exception:
                 raise RuntimeError(f"{path} {params or ''} raised: {[e.value for e in test.exception]}")
-            log(f"{path} {'(preset)' if params else ''}: {len(values) - before} new views in "
+            link = "&".join(f"{k}={v if isinstance(v, str) else ','.join(v)}" for k, v in params.items())
+            log(f"{path}{'?' + link if link else ''}: {len(values) - before} new views in "
                 f"{time.perf_counter() - began:.1f} s")
         for name, why in stored.skipped().items():
             log(f"not stored: {name} ({why})")
@@ -81,6 +87,7 @@ def build(zoo: Path, app: Path = APP, *, log=print) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=UserWarning)  # Captum's notes on the gradients it switches on
     parser = argparse.ArgumentParser(prog="python -m gradreg.ui.precompute", description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", default=None, help="the zoo's folder (default: $GRADREG_ZOO_DIR or checkpoints/)")
     args = parser.parse_args(argv)

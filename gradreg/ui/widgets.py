@@ -84,8 +84,7 @@ def model_picker(key: str, *, dataset: str | None = None, default: list[str] = (
     picked = st.session_state.get(f"{key}.models")  # from a link: keep the usable ones, at most max_selections
     if picked is not None and picked != (kept := [cid for cid in picked if cid in names][:max_selections]):
         st.session_state[f"{key}.models"] = kept
-    kept_default = None if f"{key}.models" in st.session_state else chosen  # a link's value is not also a default
-    return st.multiselect(label_text, list(names), default=kept_default, format_func=names.get,
+    return st.multiselect(label_text, list(names), default=_unless_set(f"{key}.models", chosen), format_func=names.get,
                           max_selections=max_selections, key=f"{key}.models")
 
 
@@ -95,19 +94,25 @@ def image_picker(key: str, dataset: str, *, default: int | None = None) -> int:
     classes = gallery(dataset)
     where = next(((k, v.index(default)) for k, v in classes.items() if default in v), None)
     mode = st.segmented_control("Choose the image", ["gallery", "index"], required=True, key=f"{key}.mode",
-                                default="index" if default is not None and where is None else "gallery",
-                                format_func=str.capitalize)
+                                default=_unless_set(f"{key}.mode", "index" if default is not None and where is None
+                                                    else "gallery"), format_func=str.capitalize)
     if mode == "index":
         return int(st.number_input("Test index", 0, test_size(dataset) - 1, default or 0, key=f"{key}.index"))
-    digit = st.segmented_control("Class", list(classes), default=where[0] if where else next(iter(classes)),
-                                 required=True, key=f"{key}.class")
+    digit = st.segmented_control("Class", list(classes), required=True, key=f"{key}.class",
+                                 default=_unless_set(f"{key}.class", where[0] if where else next(iter(classes))))
     choices = classes[digit]
     x, _ = images(dataset, tuple(choices))
     st.image(panels.thumbnail_strip(x), width="stretch")
     first = where[1] if where and where[0] == digit else 0
-    position = st.segmented_control("Example", list(range(len(choices))), default=first, required=True,
-                                    format_func=lambda i: f"#{i + 1}", key=f"{key}.example")
+    position = st.segmented_control("Example", list(range(len(choices))), required=True, key=f"{key}.example",
+                                    default=_unless_set(f"{key}.example", first), format_func=lambda i: f"#{i + 1}")
     return choices[position]
+
+
+def _unless_set(key: str, default):
+    """A widget's default, or None when the state holds its value already (a link's): Streamlit warns about a
+    widget given both."""
+    return None if key in st.session_state else default
 
 
 def digits_picker(key: str, dataset: str, *, default_classes: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> tuple[int, ...]:
@@ -136,7 +141,8 @@ def attack_controls(key: str, *, eps: float | None = None) -> dict:
     norm = params.get("norm", spec.norm)
     title, high, value, step = panels.size_range(method, norm)
     value = eps if eps is not None and spec.size == "eps" and norm == "linf" else value  # the page's lesson ε
-    size = middle.slider(title, 0.0, high, value, step=step, key=f"{key}.eps.{method}.{norm}")  # key: shared links
+    size = middle.slider(title, 0.0, high, _unless_set(f"{key}.eps.{method}.{norm}", value), step=step,
+                         key=f"{key}.eps.{method}.{norm}")  # key: shared links
     target = None
     if spec.targeted:
         target = right.selectbox("Target", [*TARGETS, *range(10)], format_func=
