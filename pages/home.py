@@ -3,7 +3,7 @@
 import streamlit as st
 
 from gradreg import ui
-from gradreg.ui import urlstate
+from gradreg.ui import presets
 
 ui.routed()
 ui.share()
@@ -57,7 +57,7 @@ st.subheader("Lessons: prepared views")
 st.caption("Each link opens a page with its settings in the address bar: share it, or lock it for a class from the "
            "sidebar.")
 columns = st.columns(2)
-for i, preset in enumerate(urlstate.PRESETS):
+for i, preset in enumerate(presets.PRESETS):
     columns[i % 2].page_link(f"pages/{preset.page}.py", label=preset.title, icon=":material/school:",
                              query_params=preset.params)
     columns[i % 2].caption(preset.lesson)

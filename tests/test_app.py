@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gradreg.attacks import ATTACKS
-from gradreg.ui import urlstate
+from gradreg.ui import presets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def test_home_shows_the_comparison_and_the_models(app):
     assert any(s.value == "Models available: 6" for s in app.subheader)
     (figure,) = _charts(app)
     assert len(figure["data"]) >= 3 * 6, "input, plain and regularized rows for six digits"
-    assert len(app.main.get("page_link")) == 5 + len(urlstate.PRESETS), "the pages, then the lesson presets"
+    assert len(app.main.get("page_link")) == 5 + len(presets.PRESETS), "the pages, then the lesson presets"
 
 
 def test_the_sidebar_links_every_page_once(app):

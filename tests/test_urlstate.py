@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gradreg.paper.zoo import read_manifest
-from gradreg.ui import urlstate
+from gradreg.ui import presets, urlstate
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"plain": "id-plain", "grad_y_10": "id-gr10", "id-plain": "id-plain", "id-gr10": "id-gr10"}
@@ -100,14 +100,14 @@ def test_presets_decode_on_the_shipped_zoo_and_point_at_registered_pages():
     manifest = read_manifest(ROOT / "checkpoints")
     models = {e["name"]: e["id"] for e in manifest["models"]}
     routed = re.findall(r'st\.Page\("pages/(\w+)\.py"', (ROOT / "app.py").read_text())
-    assert 4 <= len(urlstate.PRESETS) <= 6
-    for preset in urlstate.PRESETS:
+    assert 4 <= len(presets.PRESETS) <= 6
+    for preset in presets.PRESETS:
         values, errors = urlstate.read(preset.params, models=models)
         assert not errors and set(values) == set(preset.params), preset.title
         assert preset.page in routed, preset.title
-        assert urlstate.preset(preset.title) is preset
+        assert presets.preset(preset.title) is preset
     with pytest.raises(ValueError, match="valid: Noisy"):
-        urlstate.preset("Nope")
+        presets.preset("Nope")
 
 
 @pytest.mark.parametrize("title, fooled", [
@@ -119,7 +119,7 @@ def test_attack_presets_digits_do_what_their_lessons_say(title, fooled):
     from gradreg.lessons import panels
     from gradreg.training.checkpoints import load
 
-    params, root = urlstate.preset(title).params, ROOT / "checkpoints"
+    params, root = presets.preset(title).params, ROOT / "checkpoints"
     files = {e["name"]: e["file"] for e in read_manifest(root)["models"]}
     x, y = load_dataset("mnist", "test").tensors
     i = panels.gallery(y)[int(params["attack.class"])][int(params.get("attack.example", "0"))]
@@ -255,11 +255,11 @@ def test_the_sidebar_lock_button_turns_teacher_mode_on(app):
 def test_home_lists_every_preset_as_a_link(app):
     app.run()
     links = {link.proto.label: link.proto for link in app.get("page_link")}
-    for preset in urlstate.PRESETS:
+    for preset in presets.PRESETS:
         assert preset.title in links and preset.page in links[preset.title].page
 
 
-@pytest.mark.parametrize("preset", urlstate.PRESETS, ids=lambda p: p.title)
+@pytest.mark.parametrize("preset", presets.PRESETS, ids=lambda p: p.title)
 def test_each_preset_opens_its_page_with_its_state(app, tiny_zoo, preset):
     _link(app, f"pages/{preset.page}.py", preset.params)
     values, _ = urlstate.read(preset.params, models=_ids(tiny_zoo))

@@ -1,5 +1,5 @@
 """Build the zoo's precomputed lessons: run every page of ``app.py`` at its default settings, and every lesson preset
-of Home (``urlstate.PRESETS``), through Streamlit's AppTest while ``stored.recording()`` keeps what each ``@stored``
+of Home (``presets.PRESETS``), through Streamlit's AppTest while ``stored.recording()`` keeps what each ``@stored``
 computation returns; then write them beside the zoo (``gradreg.lessons.precomputed``).
 
 ``python -m gradreg.ui.precompute [--zoo DIR]`` (what ``python -m gradreg lessons`` and, at its end, ``python -m
@@ -24,6 +24,7 @@ from gradreg.lessons import precomputed
 from gradreg.training.places import zoo_dir
 
 APP = Path(__file__).resolve().parent.parent.parent / "app.py"
+log = logging.getLogger(__name__)  # one line per view recorded (``main`` shows them)
 
 
 def pages(app: Path = APP) -> list[tuple[str, str]]:
@@ -35,13 +36,13 @@ def views(app: Path = APP) -> list[tuple[str, dict]]:
     """(page path, URL parameters) of what a first visitor sees: every page as it opens, every lesson preset, and
     each first question the quiz may draw (``quiz.FIRST_SEEDS``)."""
     from gradreg.lessons.quiz import FIRST_SEEDS
-    from gradreg.ui.urlstate import PRESETS
+    from gradreg.ui.presets import PRESETS
 
     return ([(path, {}) for path, _ in pages(app)] + [(f"pages/{p.page}.py", dict(p.params)) for p in PRESETS]
             + [("pages/quiz.py", {"quiz.seed": str(seed)}) for seed in range(FIRST_SEEDS)])
 
 
-def record(app: Path = APP, *, log=print) -> dict:
+def record(app: Path = APP) -> dict:
     """Run every view of ``views`` (a failing page raises) and return the recorded call key → value."""
     from streamlit.testing.v1 import AppTest
 
@@ -61,14 +62,14 @@ def record(app: Path = APP, *, log=print) -> dict:
             if test.exception:
                 raise RuntimeError(f"{path} {params or ''} raised: {[e.value for e in test.exception]}")
             link = "&".join(f"{k}={v if isinstance(v, str) else ','.join(v)}" for k, v in params.items())
-            log(f"{path}{'?' + link if link else ''}: {len(values) - before} new views in "
+            log.info(f"{path}{'?' + link if link else ''}: {len(values) - before} new views in "
                 f"{time.perf_counter() - began:.1f} s")
         for name, why in stored.skipped().items():
-            log(f"not stored: {name} ({why})")
+            log.warning(f"not stored: {name} ({why})")
         return dict(values)
 
 
-def build(zoo: Path, app: Path = APP, *, log=print) -> Path:
+def build(zoo: Path, app: Path = APP) -> Path:
     """Record the views of the zoo in ``zoo`` and write them to ``zoo / precomputed.FILE``; returns its path."""
     if not app.is_file():
         raise FileNotFoundError(f"{app} is missing: the lessons are recorded from the dashboard's pages (a checkout "
@@ -79,10 +80,10 @@ def build(zoo: Path, app: Path = APP, *, log=print) -> Path:
         os.environ.update({"GRADREG_ZOO_DIR": str(zoo), "GRADREG_CHECKPOINT_DIR": user,
                            "GRADREG_MAX_WAIT_SECONDS": "86400"})  # a slow machine still records every default
         os.chdir(app.parent)
-        values = record(app, log=log)
+        values = record(app)
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     path = precomputed.write(zoo / precomputed.FILE, values, precomputed.fingerprint(zoo), built=built)
-    log(f"wrote {len(values)} views to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    log.info(f"wrote {len(values)} views to {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return path
 
 
@@ -91,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradreg.ui.precompute", description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", default=None, help="the zoo's folder (default: $GRADREG_ZOO_DIR or checkpoints/)")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stdout)
     try:
         build(Path(args.zoo).resolve() if args.zoo else zoo_dir().resolve())
     except (FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error(f"error: {err}")
         return 1
     return 0
 
