@@ -215,3 +215,21 @@ def test_a_broken_or_stale_store_falls_back_to_live_pages(tmp_path, tiny_zoo, da
     reason = "stale" if damage == "stale" else "malformed"
     assert result["status"].startswith("No precomputed lessons in use") and reason in result["status"]
     assert result["misses"] == {}, "nothing is looked up in an unusable store"
+
+
+def test_a_server_reads_lessons_written_while_it_runs(tmp_path, monkeypatch):
+    """The serving side opens the file once per state of the zoo's files: written (or rebuilt) while the server
+    runs, it is read at the next look-up, and a missing one is named."""
+    from gradreg.ui import stored
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "manifest.json").write_text('{"models": []}')
+    monkeypatch.setenv("GRADREG_ZOO_DIR", str(zoo))
+    assert stored.store() is None and "cannot be read" in stored.lessons_status()
+    key = precomputed.call_key("f", (1,))
+    precomputed.write(zoo / precomputed.FILE, {key: 2}, precomputed.fingerprint(zoo))
+    assert stored.store().get("f", (1,)) == 2 and "1 precomputed views" in stored.lessons_status()
+    precomputed.write(zoo / precomputed.FILE, {key: 3}, precomputed.fingerprint(zoo))
+    os.utime(zoo / precomputed.FILE, ns=(1, 10**18))  # a new stamp even on a coarse clock
+    assert stored.store().get("f", (1,)) == 3

@@ -21,26 +21,39 @@ from gradreg.lessons import precomputed
 from gradreg.training.places import zoo_dir
 
 _lock = threading.Lock()
-_opened: dict[str, tuple[precomputed.Store | None, str]] = {}  # zoo folder → (store, why not)
+_opened: dict[tuple, tuple[precomputed.Store | None, str]] = {}  # ``_key()`` → (store, why not)
 _recorder: dict[str, Any] | None = None  # call key → value, while recording
 _skipped: dict[str, str] = {}  # computation → why its values could not be stored
 _misses: Counter = Counter()  # computation → calls computed live although a current store was open
 
 
 def store() -> precomputed.Store | None:
-    """The current zoo's store, opened and checked once per process and zoo folder (``warm.warm_start`` opens it
-    in the background); None when it cannot be used (see ``status``) or while recording."""
+    """The current zoo's store, opened and checked once per zoo folder and state of its files (a zoo or its lessons
+    rebuilt while the server runs are read again; ``warm.warm_start`` opens it in the background); None when it
+    cannot be used (see ``lessons_status``) or while recording."""
     if _recorder is not None:
         return None
-    folder = str(zoo_dir())
-    if folder not in _opened:
+    key = _key()
+    if key not in _opened:
         with _lock:
-            if folder not in _opened:
+            if key not in _opened:
                 try:
-                    _opened[folder] = (precomputed.open_current(Path(folder)), "")
+                    _opened[key] = (precomputed.open_current(Path(key[0])), "")
                 except precomputed.StoreError as err:
-                    _opened[folder] = (None, str(err))
-    return _opened[folder][0]
+                    _opened[key] = (None, str(err))
+    return _opened[key][0]
+
+
+def _key() -> tuple[str, int, int]:
+    """The zoo folder and the modification times of its manifest and its lessons file (0 where missing)."""
+    folder = zoo_dir()
+    stamps = []
+    for path in (folder / "manifest.json", folder / precomputed.FILE):
+        try:
+            stamps.append(path.stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return str(folder), *stamps
 
 
 def lessons_status() -> str:
@@ -49,7 +62,7 @@ def lessons_status() -> str:
     if found is not None:
         return (f"{len(found)} precomputed views of the zoo's lessons in `{found.path}` (built {found.built or '?'}, "
                 "current): first visits at the default settings read them.")
-    reason = _opened.get(str(zoo_dir()), (None, "recording"))[1]
+    reason = _opened.get(_key(), (None, "recording"))[1]
     return f"No precomputed lessons in use: {reason}. Pages compute their views live."
 
 
